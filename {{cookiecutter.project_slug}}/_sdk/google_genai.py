@@ -1,0 +1,105 @@
+"""One Gemini call through google-genai's async client, with its failures mapped to ours."""
+
+import json
+import logging
+from typing import Any
+
+import httpx2
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
+from schemas import RESPONSE_JSON_SCHEMA
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class GeminiClient:
+    def __init__(self, settings: Settings, system_instruction: str) -> None:
+        self._model = settings.gemini_model
+        self._client = genai.Client(
+            api_key=settings.gemini_api_key.get_secret_value(),
+            http_options=types.HttpOptions(
+                base_url=settings.gemini_base_url,
+                api_version="v1beta",
+                # The SDK needs a timeout of its own (it has none); the request's deadline is
+                # enforced around the call, this only stops a connection that is left hanging.
+                timeout=int(settings.gemini_timeout_seconds * 1000),
+            ),
+        )
+        # Built once: a config per call costs CPU on every request.
+        self._config = types.GenerateContentConfig(
+            system_instruction=system_instruction,
+            response_mime_type="application/json",
+            response_json_schema=RESPONSE_JSON_SCHEMA,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),  # no tools here
+        )
+
+    async def generate(self, user_text: str, timeout: float) -> str:
+        """One attempt. Returns the answer's text; raises UpstreamError. `timeout` is enforced by the caller."""
+        try:
+            response = await self._client.aio.models.generate_content(
+                model=self._model, contents=user_text, config=self._config
+            )
+        except genai_errors.APIError as exc:
+            raise _from_api_error(exc) from None
+        except httpx2.TimeoutException as exc:
+            raise timed_out(f"{type(exc).__name__}") from None
+        except httpx2.TransportError as exc:
+            raise unreachable(f"{type(exc).__name__}: {exc}") from None
+        except json.JSONDecodeError:
+            raise unusable_answer("not JSON") from None
+        except Exception as exc:  # anything else the SDK raises: log it whole, answer 502
+            logger.exception("unexpected error from google-genai")
+            raise failed(type(exc).__name__) from None
+        return _answer_text(response)
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
+
+
+def _answer_text(response: types.GenerateContentResponse) -> str:
+    if response.prompt_feedback and response.prompt_feedback.block_reason:
+        raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason}")
+    if not response.candidates:
+        raise unusable_answer("no candidates")
+    candidate = response.candidates[0]
+    if candidate.finish_reason not in (None, types.FinishReason.STOP):
+        raise unusable_answer(f"finish reason {candidate.finish_reason}")
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    text = "".join(part.text for part in parts if part.text)
+    if not text:
+        raise unusable_answer("empty text")
+    return text
+
+
+def _from_api_error(exc: genai_errors.APIError) -> UpstreamError:
+    details = _rpc_details(exc.details)
+    key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
+    return from_status(
+        exc.code or 502,
+        f"gemini {exc.code} {exc.status}: {exc.message}",
+        key_rejected=key_rejected,
+        retry_after=_retry_after(details, exc.response),
+    )
+
+
+def _rpc_details(body: Any) -> list[dict[str, Any]]:
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    details = error.get("details") if isinstance(error, dict) else None
+    return [detail for detail in details if isinstance(detail, dict)] if isinstance(details, list) else []
+
+
+def _retry_after(details: list[dict[str, Any]], response: Any) -> float | None:
+    """Gemini says how long to wait in a google.rpc.RetryInfo detail ("7s"), proxies in Retry-After."""
+    for detail in details:
+        delay = str(detail.get("retryDelay", ""))
+        if detail.get("@type", "").endswith("google.rpc.RetryInfo") and delay.endswith("s"):
+            try:
+                return float(delay[:-1])
+            except ValueError:
+                pass
+    header = getattr(response, "headers", {}).get("retry-after", "") if response is not None else ""
+    return float(header) if header.isdigit() else None

@@ -1,0 +1,58 @@
+"""What can go wrong upstream, and the honest HTTP answer for each case.
+
+Both SDK adapters raise these, so the client sees the same status and message whichever SDK runs.
+`detail` is safe to show anyone; `cause` is for the server log only.
+"""
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class UpstreamError(Exception):
+    status_code: int
+    detail: str
+    cause: str = ""
+    retryable: bool = False  # worth another attempt within the request's deadline
+    retry_after: float | None = None  # seconds, when Gemini said how long to wait
+
+    def headers(self) -> dict[str, str] | None:
+        if self.retry_after is None:
+            return None
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+def from_status(code: int, cause: str, *, key_rejected: bool = False, retry_after: float | None = None) -> UpstreamError:
+    """Map Gemini's HTTP status to ours. Retry only what a second attempt can fix."""
+    if key_rejected or code in (401, 403):
+        return UpstreamError(502, "The server is misconfigured: Gemini rejected its API key.", cause)
+    if code == 429:
+        if retry_after is None:
+            return UpstreamError(503, "Gemini is busy; retry later.", cause, retryable=True)
+        return UpstreamError(429, "Gemini's rate limit was reached; retry later.", cause, True, retry_after)
+    if code == 503:
+        return UpstreamError(503, "Gemini is unavailable right now; retry later.", cause, True, retry_after)
+    if code >= 500:
+        return failed(cause, retryable=code in (500, 502, 504))
+    return UpstreamError(502, "Gemini rejected the request; check the server's model setting.", cause)
+
+
+def failed(cause: str, retryable: bool = False) -> UpstreamError:
+    return UpstreamError(502, "Gemini failed to answer.", cause, retryable)
+
+
+def unreachable(cause: str) -> UpstreamError:
+    return UpstreamError(502, "Could not reach Gemini.", cause, retryable=True)
+
+
+def timed_out(cause: str = "deadline passed") -> UpstreamError:
+    return UpstreamError(504, "Gemini did not answer in time.", cause)
+
+
+def unusable_answer(what: str) -> UpstreamError:
+    """Blocked, empty, truncated or malformed answers: Gemini answered, but not with sub-tasks."""
+    return UpstreamError(502, f"Gemini's answer was unusable ({what}).", what)
+
+
+def overloaded() -> UpstreamError:
+    return UpstreamError(503, "The server is busy; retry shortly.", "concurrency cap reached", retry_after=1)

@@ -1,0 +1,77 @@
+"""{{ cookiecutter.project_name }}: the Gemini API key stays here, never in the browser.
+
+Run it with `uvicorn main:app`.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
+from errors import UpstreamError
+from gemini_client import GeminiClient
+from request_log import RequestLogMiddleware, logger, setup_logging
+from schemas import SubTask, TaskIn
+from settings import load_settings
+
+settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
+setup_logging()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # One client for the process: it keeps its connections to Gemini open between requests.
+    client = GeminiClient(settings, SYSTEM_INSTRUCTION)
+    app.state.breakdown = TaskBreakdown(client, settings)
+    yield
+    await client.aclose()
+
+
+app = FastAPI(title="{{ cookiecutter.project_name }}", description="{{ cookiecutter.description }}", lifespan=lifespan)
+app.add_middleware(
+    CORSMiddleware,
+    allow_origins=settings.allowed_origins,
+    allow_credentials=False,  # the API needs no cookies
+    allow_methods=["GET", "POST"],
+    allow_headers=["Content-Type", "X-Request-ID"],
+    max_age=600,
+)
+app.add_middleware(RequestLogMiddleware)
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
+    for code, text in [
+        (429, "Gemini's rate limit was reached; retry later."),
+        (502, "Gemini failed to answer, or its answer was unusable."),
+        (503, "Gemini or this server is busy; retry later."),
+        (504, "Gemini did not answer in time."),
+    ]
+}
+
+
+@app.exception_handler(UpstreamError)
+async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
+    # The cause goes to the log; the client gets a short message that holds nothing internal.
+    logger.warning("gemini call failed", extra={"fields": {"status": exc.status_code, "cause": exc.cause}})
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers())
+
+
+@app.get("/")
+async def root() -> dict[str, str]:
+    return {"message": "{{ cookiecutter.project_name }} is running!"}
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness for Docker and Nginx: answers without calling Gemini."""
+    return {"status": "ok"}
+
+
+@app.post("/api/breakdown-task", responses=ERROR_RESPONSES)
+async def breakdown_task(task: TaskIn, request: Request) -> list[SubTask]:
+    """Suggest 2 to 5 sub-tasks for a task."""
+    breakdown: TaskBreakdown = request.app.state.breakdown
+    return await breakdown.suggest(task)

@@ -1,0 +1,48 @@
+"""Request and response bodies of the API, and the schema Gemini must answer in."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class TaskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in a field name is an error, not ignored
+
+    title: Title
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class SubTask(BaseModel):
+    title: Title
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+
+
+SubTasks = Annotated[list[SubTask], Field(min_length=2, max_length=5)]
+
+# Built once: validating the model's answer is then one call, with no per-request schema work.
+SUBTASKS_ADAPTER: TypeAdapter[list[SubTask]] = TypeAdapter(SubTasks)
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """Replace `$ref`s by their definitions: Gemini's schema support is a subset of JSON Schema."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline_refs(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        inlined = {key: _inline_refs(value, defs) for key, value in schema.items() if key not in ("$defs", "title")}
+        if "properties" in schema:  # property names are data, not the "title" annotation dropped above
+            inlined["properties"] = {name: _inline_refs(sub, defs) for name, sub in schema["properties"].items()}
+        return inlined
+    if isinstance(schema, list):
+        return [_inline_refs(item, defs) for item in schema]
+    return schema
+
+
+def _response_json_schema() -> dict[str, Any]:
+    schema = SUBTASKS_ADAPTER.json_schema()
+    return _inline_refs(schema, schema.get("$defs", {}))
+
+
+# The JSON Schema of the answer, derived from SubTasks above so the two cannot drift apart.
+RESPONSE_JSON_SCHEMA: dict[str, Any] = _response_json_schema()

@@ -1,0 +1,44 @@
+"""Settings, read once from the environment and an optional `.env` file."""
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # The only secret. It stays on the server: never logged, never returned to a client.
+    gemini_api_key: SecretStr = Field(min_length=1)
+    gemini_model: str = "{{ cookiecutter.gemini_model }}"
+    # Unset means Google's endpoint; set it for a proxy, or for the fake Gemini in the tests.
+    gemini_base_url: str | None = None
+    # The most time one request may spend on Gemini, every attempt and back-off included.
+    gemini_timeout_seconds: float = Field(default={{ cookiecutter.gemini_timeout_seconds }}, gt=0, le=600)
+    # Attempts per request for transient failures (429, 5xx, dropped connections).
+    gemini_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Gemini calls one replica runs at once; past it, requests wait briefly, then get 503.
+    gemini_max_concurrency: int = Field(default=64, ge=1, le=1024)
+    allowed_origins: Annotated[list[str], NoDecode] = ["{{ cookiecutter.allowed_origins.split(',') | join('", "') }}"]
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def split_commas(cls, value: object) -> object:
+        # ALLOWED_ORIGINS=http://a.example,http://b.example is easier to write than JSON.
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+
+def load_settings() -> Settings:
+    """Read the settings, or stop the process with one line that says what to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(str(part) for part in error['loc']).upper()} "
+            + ("is not set" if error["type"] in ("missing", "too_short", "string_too_short") else error["msg"])
+            for error in exc.errors()
+        )
+        raise SystemExit(f"Configuration error: {problems}. Set it in the environment or in .env.") from None

@@ -1,0 +1,275 @@
+"""A fake Gemini API that speaks the REST wire protocol, for offline tests and benchmarks.
+
+The real SDK reaches it through GEMINI_BASE_URL. It answers
+`POST /{v1,v1beta}/models/{model}:generateContent` like Gemini does, and errors in the
+google.rpc form `{"error": {"code", "message", "status", "details"}}`.
+
+Tests queue one-off behaviours ("faults") with `FakeGemini.push(...)`; with nothing queued it
+answers with three sub-tasks derived from the request. Run it on its own with
+`python tests/fake_gemini.py --port 9000 --latency 0.2` (benchmarks, the Nginx stack tests);
+`POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+GENERATE_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+):generateContent$")
+
+# Gemini's status names for the HTTP codes tests use.
+RPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+@dataclass
+class Fault:
+    """One queued behaviour. `kind` is one of:
+
+    ok (answer `items`), error (HTTP `code`, optional `retry_after` seconds as RetryInfo),
+    bad_key (400 API_KEY_INVALID), text (a candidate whose text is `text`), blocked (prompt
+    blocked for safety), empty (no candidates), truncated (MAX_TOKENS with half a JSON),
+    slow (answer after `delay` seconds), drop (close the connection without answering),
+    html (an HTML page with HTTP `code`).
+    """
+
+    kind: str
+    code: int = 500
+    items: list[dict[str, Any]] | None = None
+    text: str = ""
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeGemini:
+    """The fake server. Use as a context manager, or `start()` / `stop()`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency: float = 0.0
+    api_key: str | None = None  # when set, any other key gets 400 API_KEY_INVALID
+    requests: list[Seen] = field(default_factory=list)
+    record: bool = True  # benchmarks turn this off to keep memory flat
+    _faults: deque[Fault] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024  # the default (5) resets connections under load
+
+        self._server = Server((self.host, self.port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def push(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+            self._count = 0
+
+    def start(self) -> FakeGemini:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeGemini:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _take(self, seen: Seen) -> Fault | None:
+        with self._lock:
+            self._count += 1
+            if self.record:
+                self.requests.append(seen)
+            return self._faults.popleft() if self._faults else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_fake: FakeGemini
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every answer waits ~40 ms for a delayed ACK
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output quiet
+
+    def do_GET(self) -> None:
+        if self.path == "/_fake/stats":
+            self._send_json(200, {"requests": self.server_fake.count})
+        else:
+            self._send_json(404, _error(404, "Not found."))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._send_json(400, _error(400, "Invalid JSON payload received."))
+            return
+        if self.path == "/_fake/push":
+            self.server_fake.push(*(Fault(**spec) for spec in body))
+            self._send_json(200, {"queued": len(body)})
+            return
+        if self.path == "/_fake/reset":
+            self.server_fake.reset()
+            self._send_json(200, {})
+            return
+        path = self.path.split("?", 1)[0]
+        if not GENERATE_PATH.match(path):
+            self._send_json(404, _error(404, f"Path {path} not found."))
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        fake = self.server_fake
+        fault = fake._take(Seen(path=path, headers=headers, body=body))
+        if fake.latency:
+            time.sleep(fake.latency)
+        key = headers.get("x-goog-api-key", "")
+        if fake.api_key is not None and key != fake.api_key:
+            fault = Fault("bad_key")
+        self._answer(fault or Fault("ok"), body)
+
+    def _answer(self, fault: Fault, body: dict[str, Any]) -> None:
+        kind = fault.kind
+        if kind == "slow":
+            time.sleep(fault.delay)
+            kind = "ok"
+        if kind == "ok":
+            items = fault.items if fault.items is not None else _default_items(body)
+            self._send_json(200, _candidate(json.dumps(items)))
+        elif kind == "text":
+            self._send_json(200, _candidate(fault.text))
+        elif kind == "truncated":
+            self._send_json(200, _candidate('[{"title": "Outline the', finish="MAX_TOKENS"))
+        elif kind == "blocked":
+            self._send_json(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}})
+        elif kind == "empty":
+            self._send_json(200, {"candidates": [], "usageMetadata": {}})
+        elif kind == "bad_key":
+            error = _error(400, "API key not valid. Please pass a valid API key.")
+            error["error"]["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                }
+            ]
+            self._send_json(400, error)
+        elif kind == "error":
+            error = _error(fault.code, f"Fake upstream error {fault.code}.")
+            if fault.retry_after is not None:
+                error["error"]["details"] = [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": f"{fault.retry_after:g}s",
+                    }
+                ]
+            self._send_json(fault.code, error)
+        elif kind == "html":
+            self._send(fault.code, b"<html><body><h1>Bad Gateway</h1></body></html>", "text/html")
+        elif kind == "drop":
+            self.close_connection = True
+            self.connection.close()
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _send_json(self, code: int, payload: dict[str, Any]) -> None:
+        self._send(code, json.dumps(payload).encode(), "application/json; charset=UTF-8")
+
+    def _send(self, code: int, data: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": RPC_STATUS.get(code, "UNKNOWN")}}
+
+
+def _candidate(text: str, finish: str = "STOP") -> dict[str, Any]:
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
+        ],
+        "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 40, "totalTokenCount": 60},
+        "modelVersion": "fake",
+    }
+
+
+def _default_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Three sub-tasks that quote the user's text, so tests can see it went through."""
+    try:
+        text = body["contents"][-1]["parts"][0]["text"]
+        title = json.loads(text)["title"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        title = "the task"
+    return [
+        {"title": f"Plan: {title}"[:200], "description": "Decide the steps and what done means."},
+        {"title": f"Do: {title}"[:200], "description": None},
+        {"title": f"Check: {title}"[:200], "description": "Review the result against the plan."},
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--api-key", default=None, help="reject any other key")
+    args = parser.parse_args()
+    fake = FakeGemini(host=args.host, port=args.port, latency=args.latency, api_key=args.api_key, record=False)
+    print(f"fake Gemini on {fake.base_url}", flush=True)  # noqa: T201 - a command-line tool
+    fake._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
