@@ -22,7 +22,9 @@ class UpstreamError(Exception):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
-def from_status(code: int, cause: str, *, key_rejected: bool = False, retry_after: float | None = None) -> UpstreamError:
+def from_status(
+    code: int, cause: str, *, key_rejected: bool = False, retry_after: float | None = None
+) -> UpstreamError:
     """Map Gemini's HTTP status to ours. Retry only what a second attempt can fix."""
     if key_rejected or code in (401, 403):
         return UpstreamError(502, "The server is misconfigured: Gemini rejected its API key.", cause)

@@ -30,7 +30,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await client.aclose()
 
 
-app = FastAPI(title="{{ cookiecutter.project_name }}", description="{{ cookiecutter.description }}", lifespan=lifespan)
+app = FastAPI(
+    title="{{ cookiecutter.project_name }}",
+    description=(
+        "{{ cookiecutter.description | wordwrap(90, wrapstring=' "\n        "') }}"
+    ),
+    lifespan=lifespan,
+)
 app.add_middleware(
     CORSMiddleware,
     allow_origins=settings.allowed_origins,

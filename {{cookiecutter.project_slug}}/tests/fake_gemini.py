@@ -76,6 +76,8 @@ class FakeGemini:
     _faults: deque[Fault] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _count: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most calls it was answering at once: proof the caller does not serialise
 
     def __post_init__(self) -> None:
         fake = self
@@ -109,6 +111,7 @@ class FakeGemini:
             self._faults.clear()
             self.requests.clear()
             self._count = 0
+            self.max_in_flight = 0
 
     def start(self) -> FakeGemini:
         self._thread.start()
@@ -123,6 +126,15 @@ class FakeGemini:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _take(self, seen: Seen) -> Fault | None:
         with self._lock:
@@ -169,12 +181,16 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake = self.server_fake
         fault = fake._take(Seen(path=path, headers=headers, body=body))
-        if fake.latency:
-            time.sleep(fake.latency)
         key = headers.get("x-goog-api-key", "")
         if fake.api_key is not None and key != fake.api_key:
             fault = Fault("bad_key")
-        self._answer(fault or Fault("ok"), body)
+        fake._enter()
+        try:
+            if fake.latency:
+                time.sleep(fake.latency)
+            self._answer(fault or Fault("ok"), body)
+        finally:
+            fake._leave()
 
     def _answer(self, fault: Fault, body: dict[str, Any]) -> None:
         kind = fault.kind

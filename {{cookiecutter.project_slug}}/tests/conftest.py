@@ -1,0 +1,100 @@
+"""Fixtures: a fake Gemini on loopback, and the real app in a real uvicorn process pointed at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_gemini import FakeGemini
+
+PROJECT = Path(__file__).resolve().parent.parent
+# A key nobody would type by accident: tests search responses and logs for it.
+API_KEY = "test-key-7f3a9c1e5b-never-leak"
+# Short, so the timeout tests are quick; the deadline logic is the same at 30 s.
+TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(tmp_dir: Path, env: dict[str, str]) -> Server:
+    """Run `uvicorn main:app` as the Dockerfile does, and wait until it answers."""
+    port = free_port()
+    log_path = tmp_dir / f"uvicorn-{port}.log"
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_"))}
+    full_env.update(env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_dir,  # no .env there: the tests set everything through the environment
+        env={**full_env, "PYTHONPATH": str(PROJECT)},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited early:\n{log_path.read_text()}")
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return Server(url, process, log_path)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise TimeoutError(f"uvicorn did not start:\n{log_path.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeGemini]:
+    with FakeGemini(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def server(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(
+        tmp_path_factory.mktemp("server"),
+        {
+            "GEMINI_API_KEY": API_KEY,
+            "GEMINI_BASE_URL": fake.base_url,
+            "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+        },
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def client(server: Server, fake: FakeGemini) -> Iterator[httpx.Client]:
+    fake.reset()  # each test starts with no queued faults and no recorded requests
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
