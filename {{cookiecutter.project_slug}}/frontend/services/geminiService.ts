@@ -1,0 +1,119 @@
+/**
+ * AI sub-task suggestions, through the {{ cookiecutter.project_name }}.
+ *
+ * A drop-in replacement for the AI Studio version of this file: the same export with the same
+ * signature, but the browser no longer talks to Gemini. It posts the task to the backend, which
+ * holds the Gemini API key and calls Gemini for it. Nothing secret lives in the frontend any more:
+ * the only setting is the backend's URL, which anyone can see.
+ */
+import type { AISubTaskSuggestion } from '../types';
+
+// Set VITE_BACKEND_URL in .env (see .env.example) when the backend is not on this machine.
+const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || 'http://localhost:{{ cookiecutter.port }}').replace(/\/+$/, '');
+
+// The backend gives up on Gemini after {{ cookiecutter.gemini_timeout_seconds }} s (retries included) and answers 504; the margin
+// covers queueing behind Nginx, so the backend's own answer normally arrives before this fires.
+export const REQUEST_TIMEOUT_MS = ({{ cookiecutter.gemini_timeout_seconds }} + 30) * 1000;
+
+/** Ask the backend for 2 to 5 sub-tasks. Rejects with an Error whose message can be shown as is. */
+export const breakDownTaskWithAI = async (
+  taskTitle: string,
+  taskDescription?: string,
+): Promise<AISubTaskSuggestion[]> => {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    let response: Response;
+    try {
+      response = await fetch(`${BACKEND_URL}/api/breakdown-task`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ title: taskTitle, description: taskDescription }),
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (controller.signal.aborted) throw error; // the timeout: reported below
+      // fetch gives no detail here on purpose: a refused CORS preflight looks the same as a down server.
+      throw new Error(
+        `Could not reach the AI service at ${BACKEND_URL}. Check that the backend is running ` +
+          "and that its ALLOWED_ORIGINS includes this page's origin (CORS).",
+      );
+    }
+    const body = await readJson(response);
+    if (!response.ok) throw new Error(errorMessage(response, body));
+    return toSuggestions(body);
+  } catch (error) {
+    if (controller.signal.aborted) {
+      throw new Error(`The AI service did not answer within ${REQUEST_TIMEOUT_MS / 1000} seconds; try again later.`);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/** The body as JSON, or undefined when it is empty or not JSON (an HTML error page from a proxy). */
+const readJson = async (response: Response): Promise<unknown> => {
+  const text = await response.text();
+  try {
+    return text ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** FastAPI's `detail`: a sentence from the backend, or a validation list of {loc, msg}. */
+const describeDetail = (body: unknown): string | undefined => {
+  if (!isRecord(body)) return undefined;
+  const { detail } = body;
+  if (typeof detail === 'string' && detail.trim()) return detail.trim();
+  if (Array.isArray(detail)) {
+    const problems = detail.filter(isRecord).map((problem) => {
+      const where = Array.isArray(problem.loc) ? problem.loc.filter((part) => part !== 'body').join('.') : '';
+      const what = typeof problem.msg === 'string' ? problem.msg : 'is invalid';
+      return where ? `${where}: ${what}` : what;
+    });
+    if (problems.length > 0) return problems.join('; ');
+  }
+  return undefined;
+};
+
+/**
+ * Seconds from a Retry-After header, when the page may read it: a cross-origin page sees it only if
+ * the backend lists it in Access-Control-Expose-Headers, so the message must make sense without it.
+ */
+const retryAfterSeconds = (response: Response): number | undefined => {
+  const value = response.headers.get('Retry-After');
+  if (!value) return undefined;
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : undefined;
+};
+
+const errorMessage = (response: Response, body: unknown): string => {
+  const status = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+  const detail = describeDetail(body);
+  if (response.status === 429) {
+    const why = (detail ?? 'the rate limit was reached').replace(/[.\s]+$/, '');
+    const wait = retryAfterSeconds(response);
+    if (wait !== undefined) return `Too many requests to the AI service (${status}): ${why}. Please try again in ${wait} seconds.`;
+    // The backend's own message already says to retry later; a proxy's HTML page says nothing.
+    const when = /retry|try again/i.test(why) ? '' : ' Please try again later.';
+    return `Too many requests to the AI service (${status}): ${why}.${when}`;
+  }
+  return detail === undefined ? `The AI service failed (${status}).` : `The AI service failed (${status}): ${detail}`;
+};
+
+/** Check the answer's shape instead of trusting it: the UI renders these fields. */
+const toSuggestions = (body: unknown): AISubTaskSuggestion[] => {
+  if (!Array.isArray(body)) throw new Error('The AI service sent an unexpected answer (not a list of sub-tasks).');
+  return body.map((item): AISubTaskSuggestion => {
+    if (!isRecord(item) || typeof item.title !== 'string') {
+      throw new Error('The AI service sent an unexpected answer (a sub-task without a title).');
+    }
+    // The backend sends `null` for "no description"; the type wants the field left out.
+    return typeof item.description === 'string' ? { title: item.title, description: item.description } : { title: item.title };
+  });
+};
