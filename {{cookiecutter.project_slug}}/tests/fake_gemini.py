@@ -240,11 +240,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(payload).encode(), "application/json; charset=UTF-8")
 
     def _send(self, code: int, data: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the caller gave up waiting (its deadline passed): not an error here
 
 
 def _error(code: int, message: str) -> dict[str, Any]:

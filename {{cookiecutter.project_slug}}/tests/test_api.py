@@ -211,7 +211,7 @@ def test_health_check_answers_while_gemini_is_thinking(client: httpx.Client, fak
     for thread in slow_calls:
         thread.join()
     assert results == [200] * 4
-    assert fake.max_in_flight == 4  # the four calls ran at the same time, not one after another
+    assert fake.max_in_flight >= 4  # the four calls ran at the same time, not one after another
 
 
 def test_cors_admits_an_allowed_origin_without_credentials(client: httpx.Client) -> None:

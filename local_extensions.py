@@ -1,0 +1,28 @@
+"""A guard that runs while cookiecutter reads the answers, before it creates any folder.
+
+Cookiecutter creates the project folder from `project_slug` *before* hooks/pre_gen_project.py
+runs, so a slug like `../x` or `a/b` would make folders outside (or left over inside) the output
+folder even though the hook then refuses it. The `folder_name` filter, used by the private
+`__project_folder` answer in cookiecutter.json, stops generation first. The hook checks the full
+slug rules afterwards.
+"""
+
+import sys
+
+from jinja2.ext import Extension
+
+
+def folder_name(slug: object) -> str:
+    value = str(slug)
+    if not value or value.startswith(".") or any(char in value for char in "/\\:\0\n\r") or len(value) > 63:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        print(f"ERROR: project_slug={shown!r} must be a plain folder name (no '/', '\\', leading '.', at most 63).",
+              file=sys.stderr)
+        raise SystemExit(1)  # before cookiecutter writes anything
+    return value
+
+
+class SlugGuard(Extension):
+    def __init__(self, environment):  # noqa: ANN001 - Jinja's signature
+        super().__init__(environment)
+        environment.filters["folder_name"] = folder_name

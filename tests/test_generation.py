@@ -1,0 +1,232 @@
+"""Bake the template with every supported option, one at a time, and check what comes out.
+
+Modelled on cookiecutter-django's tests/test_cookiecutter_generation.py: a list of supported
+answers, a scan for unrendered Jinja, linters over every bake, the bake's own test suite run inside
+it, and unsupported answers asserted to fail without leaving anything behind.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import ROOT, find_python, project_venv, unrendered_markers
+
+SUPPORTED: list[dict[str, str]] = [
+    {},
+    {"gemini_sdk": "google-generativeai"},
+    {"python_version": "3.13"},
+    {"python_version": "3.11"},
+    {"backend_replicas": "1"},
+    {"backend_replicas": "32"},
+    {"port": "9090"},
+    {"allowed_origins": "https://tasks.example.com,http://127.0.0.1:4173"},
+    {"load_balancing": "round_robin"},
+    {"load_balancing": "ip_hash"},
+    {"gemini_model": "gemini-2.5-pro"},
+    {"gemini_timeout_seconds": "90"},
+    {"project_name": "Planner API", "description": "Plans things."},
+]
+
+# The bake's own suite runs once per distinct set of pins (SDK x Python), plus the bakes whose
+# rendered app code differs in a way that suite can see (CORS origins, model id).
+INNER_SUITES: list[dict[str, str]] = [
+    {},
+    {"gemini_sdk": "google-generativeai"},
+    {"python_version": "3.13"},
+    {"python_version": "3.11"},
+    {"allowed_origins": "https://tasks.example.com,http://127.0.0.1:4173"},
+]
+
+
+def answers_id(answers: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in answers.items()) or "defaults"
+
+
+def rendered(answers: dict[str, str]) -> dict[str, str]:
+    """The answers the bake should have used: cookiecutter.json's defaults overridden by `answers`."""
+    values = {
+        "project_slug": "ai-task-manager-backend",
+        "gemini_sdk": "google-genai",
+        "python_version": "3.12",
+        "gemini_model": "gemini-2.5-flash",
+        "allowed_origins": "http://localhost:5173,http://localhost:3000",
+        "gemini_timeout_seconds": "30",
+        "project_name": "AI Task Manager Backend",
+    }
+    values.update(answers)
+    if "project_name" in answers:
+        values["project_slug"] = answers["project_name"].lower().replace(" ", "-")
+    return values
+
+
+@pytest.mark.parametrize("answers", SUPPORTED, ids=answers_id)
+def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
+    project = bake(**answers)
+    want = rendered(answers)
+    assert project.name == want["project_slug"]
+    assert unrendered_markers(project) == []
+    assert not (project / "_sdk").exists()
+
+    client = (project / "gemini_client.py").read_text()
+    sdk_import = "from google import genai" if want["gemini_sdk"] == "google-genai" else "import google.generativeai"
+    assert sdk_import in client
+    requirements = (project / "requirements.txt").read_text()
+    assert re.search(rf"^{re.escape(want['gemini_sdk'])}==[0-9.]+$", requirements, re.M)
+    other = "google-generativeai" if want["gemini_sdk"] == "google-genai" else "google-genai"
+    assert other not in requirements
+    assert all(line.count("==") == 1 for line in requirements.splitlines() if line.strip())
+
+    settings = (project / "settings.py").read_text()
+    origins = ", ".join(f'"{origin}"' for origin in want["allowed_origins"].split(","))
+    assert f"allowed_origins: Annotated[list[str], NoDecode] = [{origins}]" in settings
+    assert f'gemini_model: str = "{want["gemini_model"]}"' in settings
+    assert f"default={want['gemini_timeout_seconds']}," in settings
+    assert f'title="{want["project_name"]}"' in (project / "main.py").read_text()
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + want["python_version"].replace(".", "")
+    workflow = (project / ".github" / "workflows" / "ci.yml").read_text()
+    assert f'python-version: "{want["python_version"]}"' in workflow
+    assert "${{ github.ref }}" in workflow  # GitHub's own syntax survives rendering
+    assert ".env" in (project / ".gitignore").read_text().splitlines()
+    assert "GEMINI_API_KEY=\n" in (project / ".env.example").read_text()
+
+
+@pytest.mark.parametrize("answers", SUPPORTED, ids=answers_id)
+def test_bake_passes_linters_and_compiles(bake: Any, answers: dict[str, str]) -> None:
+    project = bake(**answers)
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text(), filename=str(path))  # a syntax error fails here with its location
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("answers", INNER_SUITES, ids=answers_id)
+def test_bake_passes_its_own_tests(bake: Any, answers: dict[str, str]) -> None:
+    want = rendered(answers)
+    if find_python(want["python_version"]) is None:
+        pytest.skip(f"no Python {want['python_version']} on this machine to run the bake's tests with")
+    project = bake(**answers)
+    venv = project_venv(project, want["python_version"])
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "PYTEST_"))},
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert re.search(r"\b[4-9][0-9] passed\b", result.stdout), result.stdout[-2000:]  # the suite really ran
+
+
+UNSUPPORTED: list[tuple[str, str]] = [
+    ("project_slug", "1backend"),
+    ("project_slug", "My Backend"),
+    ("project_slug", "back/end"),
+    ("project_name", "   "),
+    ("project_slug", "../escape"),
+    ("project_slug", ".hidden"),
+    ("project_name", 'Say "hi"'),
+    ("description", "line one\nline two"),
+    ("port", "0"),
+    ("port", "65536"),
+    ("port", "80a"),
+    ("backend_replicas", "0"),
+    ("backend_replicas", "33"),
+    ("backend_replicas", "three"),
+    ("rate_limit_per_minute", "0"),
+    ("global_rate_limit_per_minute", "-5"),
+    ("gemini_timeout_seconds", "0"),
+    ("gemini_timeout_seconds", "301"),
+    ("gemini_model", "gemini 2.5"),
+    ("gemini_model", "Gemini-2.5-Flash"),
+    ("gemini_model", "x"),
+    ("allowed_origins", "localhost:5173"),
+    ("allowed_origins", "http://localhost:5173/app"),
+    ("allowed_origins", "ftp://example.com"),
+    ("allowed_origins", "http://localhost:5173,"),
+    ("allowed_origins", "http://localhost:99999"),
+    ("allowed_origins", "https://user@example.com"),
+]
+
+
+@pytest.mark.parametrize("field, value", UNSUPPORTED, ids=[f"{f}={v!r}" for f, v in UNSUPPORTED])
+def test_unsupported_answer_stops_generation(tmp_path: Path, field: str, value: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cookiecutter"), "--no-input", "-o", str(out), str(ROOT), f"{field}={value}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith(f"ERROR: {field}=")]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert "must" in errors[0]  # it says what is allowed
+    assert list(out.iterdir()) == []  # no half-made project
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_invalid_choice_is_refused(cookies: Any) -> None:
+    result = cookies.bake(extra_context={"gemini_sdk": "openai"}, template=str(ROOT))
+    assert result.exit_code != 0
+    assert result.project_path is None or not Path(result.project_path).exists()
+
+
+def test_interactive_prompts_through_a_terminal(tmp_path: Path) -> None:
+    """Answer the real cookiecutter command's questions as a person would, in a pseudo-terminal."""
+    answers = {
+        "Host port": "8181",
+        "How many backend replicas": "5",
+    }
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: cookiecutter, talking to the terminal
+        os.chdir(tmp_path)
+        os.execv(
+            str(Path(sys.executable).parent / "cookiecutter"),
+            ["cookiecutter", "-o", str(tmp_path), str(ROOT)],
+        )
+    seen = ""
+    pending = ""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096).decode(errors="replace")
+            except OSError:
+                break  # the child closed the terminal: it has finished
+            seen += chunk
+            pending += chunk
+            # Each question ends with its default in parentheses, or the choices' "Choose from".
+            if re.search(r"(\(.*\)|\[.*\]): ?$", pending.rstrip("\r\n ")) or pending.rstrip().endswith(":"):
+                reply = next((value for prompt, value in answers.items() if prompt in pending), "")
+                os.write(fd, (reply + "\r").encode())
+                pending = ""
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen[-3000:]
+    for prompt in ("Project name", "Host port", "How many backend replicas", "Gemini SDK", "past end of life"):
+        assert prompt in seen
+    project = tmp_path / "ai-task-manager-backend"
+    assert '"8181:8080"' in (project / "compose.yaml").read_text()
+    assert "replicas: 5" in (project / "compose.yaml").read_text()
+    assert "http://localhost:8181" in (project / "frontend" / "services" / "geminiService.ts").read_text()
