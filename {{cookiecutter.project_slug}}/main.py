@@ -50,6 +50,7 @@ app.add_middleware(RequestLogMiddleware)
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
     for code, text in [
+        (400, "There was an error parsing the body"),  # FastAPI's answer to a body that is not UTF-8
         (429, "Gemini's rate limit was reached; retry later."),
         (502, "Gemini failed to answer, or its answer was unusable."),
         (503, "Gemini or this server is busy; retry later."),

@@ -2,16 +2,24 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+# What a client sends is checked exactly as the OpenAPI schema says, and trimmed only afterwards, so
+# the docs and the API agree on every input. "Not blank" is a pattern (a character that is not an
+# ASCII space or control) spelt without \s, which JSON Schema, Python and Rust each read differently.
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+Trimmed = AfterValidator(lambda text: text.strip(ASCII_SPACE))
+TitleIn = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"[^\x00-\x20\x7f]"), Trimmed]
+DescriptionIn = Annotated[str, StringConstraints(max_length=2000), Trimmed]
 
 
 class TaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo in a field name is an error, not ignored
 
-    title: Title
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    title: TitleIn
+    description: DescriptionIn | None = None
 
 
 class SubTask(BaseModel):

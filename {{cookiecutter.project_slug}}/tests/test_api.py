@@ -99,9 +99,9 @@ def test_malformed_json_gets_422(client: httpx.Client, fake: FakeGemini) -> None
 
 
 def test_title_at_the_limits_is_accepted_and_trimmed(client: httpx.Client) -> None:
-    response = post(client, {"title": "  " + "t" * 200 + "  ", "description": None})
+    response = post(client, {"title": "  " + "t" * 196 + "  ", "description": None})
     assert response.status_code == 200
-    assert response.json()[0]["title"] == ("Plan: " + "t" * 200)[:200]
+    assert response.json()[0]["title"] == ("Plan: " + "t" * 196)[:200]
 
 
 ITEM = {"title": "A step", "description": None}

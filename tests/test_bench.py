@@ -1,0 +1,74 @@
+"""The benchmark (bench/run.py) in its quick mode: it runs end to end and reports sound figures.
+
+It bakes the template, starts the fake Gemini and three real uvicorn backends (google-genai,
+google-generativeai, the guide's design) and loads them with wrk. Nothing here depends on
+timing: the figures are checked for being there, numeric and error-free, never for being fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+from stack_harness import stack_unavailable
+
+QUICK_ROWS = {1: "1. generated, google-genai", 2: "2. generated, google-generativeai", 4: "4. guide's design"}
+COLUMNS = 14  # row, C, requests, req/s, ideal, % of ideal, p50, p95, p99, added p50, 3 x CPU, errors
+
+
+def test_quick_benchmark_prints_a_table_with_every_row_and_no_errors(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path), "--timeout", "500"],
+        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+
+    # The printed table: one line per row, every cell after the label a number (or a percentage).
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| row ")]
+    assert len(lines) == len(QUICK_ROWS), result.stdout
+    for (row, label), line in zip(QUICK_ROWS.items(), lines, strict=True):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert len(cells) == COLUMNS, line
+        assert cells[0].startswith(label), line
+        for cell in cells[1:]:
+            assert re.fullmatch(r"-?\d+(\.\d+)?%?", cell), f"row {row}: {cell!r} is not a figure in {line}"
+        assert cells[-1] == "0", f"row {row} had errors: {line}\n{result.stdout}"
+    assert "Targets (measured, not asserted):" in result.stdout
+
+    # The same figures as JSON: every row answered every request it was asked for, without an error.
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["machine"]["nproc"].isdigit()
+    rows = {m["row"]: m for m in results["rows"]}
+    assert sorted(rows) == sorted(QUICK_ROWS)
+    for row, m in rows.items():
+        assert m["requests"] >= m["asked"] > 0, m  # wrk may count a response or two past the quota
+        assert m["non2xx"] == m["socket_errors"] == 0 and m["statuses"] == {}, m
+        for name in ("rps", "p50_ms", "p95_ms", "p99_ms", "backend_cpu_ms", "fake_cpu_ms", "wrk_cpu_ms"):
+            assert math.isfinite(m[name]) and m[name] > 0, (row, name, m[name])
+        assert m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"], m
+        # Every answer went through the fake Gemini: no request is faster than its latency.
+        assert m["p50_ms"] >= results["latency_s"] * 1000, m
+    assert (tmp_path / "table.md").read_text().startswith("| row |")
+
+
+@pytest.mark.root
+def test_quick_benchmark_of_the_stack_row(tmp_path: Path) -> None:
+    """Row 3 (Nginx in front of the replicas, in a private namespace) keeps working too."""
+    reason = stack_unavailable()
+    if reason:
+        pytest.skip(reason)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--rows", "3", "--out", str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert row["row"] == 3 and row["requests"] >= row["asked"] > 0, row
+    assert row["non2xx"] == row["socket_errors"] == 0, row
+    assert row["p50_ms"] >= 50, row  # every answer went through nginx, a replica and the fake Gemini
