@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from errors import UpstreamError, overloaded, timed_out, unusable_answer
 from gemini_client import GeminiClient
+from request_log import note
 from schemas import SUBTASKS_ADAPTER, SubTask, TaskIn
 from settings import Settings
 
@@ -37,13 +38,16 @@ class TaskBreakdown:
     async def suggest(self, task: TaskIn) -> list[SubTask]:
         user_text = json.dumps(task.model_dump(), ensure_ascii=False)
         try:
-            await asyncio.wait_for(self._slots.acquire(), QUEUE_WAIT_SECONDS)
+            async with asyncio.timeout(QUEUE_WAIT_SECONDS):
+                await self._slots.acquire()
         except TimeoutError:
+            note(gemini_attempts=0, gemini_outcome=503)
             raise overloaded() from None
         try:
             async with asyncio.timeout(self._timeout):
                 text = await self._generate_with_retries(user_text)
         except TimeoutError:
+            note(gemini_outcome=504)
             raise timed_out() from None
         finally:
             self._slots.release()
@@ -56,9 +60,13 @@ class TaskBreakdown:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         for attempt in range(1, self._attempts + 1):
+            note(gemini_attempts=attempt)
             try:
-                return await self._client.generate(user_text, timeout=deadline - loop.time())
+                text = await self._client.generate(user_text, timeout=deadline - loop.time())
+                note(gemini_outcome="ok")
+                return text
             except UpstreamError as exc:
+                note(gemini_outcome=exc.status_code)
                 if not exc.retryable or attempt == self._attempts:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)

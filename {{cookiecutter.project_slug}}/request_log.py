@@ -14,7 +14,16 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# Extra fields for this request's log line, filled in by the code that handles it (see note()).
+request_fields: ContextVar[dict[str, Any] | None] = ContextVar("request_fields", default=None)
 logger = logging.getLogger("app")
+
+
+def note(**fields: Any) -> None:
+    """Add fields to the current request's log line, e.g. how the Gemini call went."""
+    current = request_fields.get()
+    if current is not None:
+        current.update(fields)
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,6 +69,7 @@ class RequestLogMiddleware:
         # Accept only a plain id, so a client cannot write arbitrary text into our logs.
         rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
         token = request_id.set(rid)
+        fields_token = request_fields.set({})
         start = time.perf_counter()
         status = 500
 
@@ -79,6 +89,8 @@ class RequestLogMiddleware:
                 "status": status,
                 "duration_ms": round((time.perf_counter() - start) * 1000, 1),
                 "client": scope["client"][0] if scope.get("client") else None,
+                **(request_fields.get() or {}),
             }
             logger.info("request", extra={"fields": fields})
+            request_fields.reset(fields_token)
             request_id.reset(token)

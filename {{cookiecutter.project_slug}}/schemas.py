@@ -4,8 +4,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
 # What a client sends is checked exactly as the OpenAPI schema says, and trimmed only afterwards, so
 # the docs and the API agree on every input. "Not blank" is a pattern (a character that is not an
 # ASCII space or control) spelt without \s, which JSON Schema, Python and Rust each read differently.
@@ -20,6 +18,10 @@ class TaskIn(BaseModel):
 
     title: TitleIn
     description: DescriptionIn | None = None
+
+
+# What Gemini answers is trimmed first, then checked: stray spaces from a model are not an error.
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class SubTask(BaseModel):

@@ -251,6 +251,21 @@ def test_request_id_is_echoed_and_logged(client: httpx.Client, server: Server) -
     assert logged and logged[-1]["path"] == "/healthz" and logged[-1]["status"] == 200
 
 
+def test_log_line_says_how_the_gemini_call_went(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
+    fake.push(Fault("error", 503))
+    assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "retried-once"}).status_code == 200
+    fake.push(Fault("bad_key"))
+    assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "key-refused"}).status_code == 502
+    time.sleep(0.2)
+    lines = {
+        line["request_id"]: line
+        for line in map(json.loads, filter(lambda text: text.startswith("{"), server.log().splitlines()))
+        if line.get("message") == "request"
+    }
+    assert lines["retried-once"]["gemini_attempts"] == 2 and lines["retried-once"]["gemini_outcome"] == "ok"
+    assert lines["key-refused"]["gemini_attempts"] == 1 and lines["key-refused"]["gemini_outcome"] == 502
+
+
 def test_key_and_task_text_never_reach_the_log(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
     fake.push(Fault("bad_key"), Fault("error", 500), Fault("error", 500), Fault("error", 500))
     post(client, {"title": "secret-project-codename"})
