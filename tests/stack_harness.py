@@ -44,6 +44,7 @@ API, inside the namespace (the scenario: `def scenario(stack: Stack, args: dict)
     stack.busy_replicas()             indexes of replicas holding a connection to the fake Gemini
                                       (the SDK keeps idle connections: meaningful before other calls)
     stack.access_log()                nginx's JSON access-log entries, as dicts
+    stack.access_entries(ids)         {request_id: entry}, waiting until nginx has written each of them
     stack.error_log()                 nginx's error-log lines
     stack.replica_log(i)              replica i's JSON log lines, as dicts (other lines are skipped)
     stack.fake_stats() / stack.fake_push([{"kind": "slow", "delay": 2}]) / stack.fake_reset()
@@ -400,6 +401,19 @@ class Stack:
 
     def access_log(self) -> list[dict[str, Any]]:
         return _json_lines(self.workdir / "nginx.access.log")
+
+    def access_entries(self, request_ids: Iterable[str], timeout: float = 10) -> dict[str, dict[str, Any]]:
+        """The access-log entries of these requests. nginx writes a line just after it answers, so a
+        client can hold the answer before the line exists: wait for every id."""
+        wanted = set(request_ids)
+        found: dict[str, dict[str, Any]] = {}
+
+        def complete() -> bool:
+            found.update({e["request_id"]: e for e in self.access_log() if e["request_id"] in wanted})
+            return wanted <= found.keys()
+
+        self.wait_until(complete, timeout, f"access-log entries for {len(wanted)} requests")
+        return found
 
     def error_log(self) -> list[str]:
         return (self.workdir / "nginx.error.log").read_text(errors="replace").splitlines()

@@ -567,7 +567,8 @@ def scenario_replica_lost_under_load(stack: Any, args: dict[str, Any]) -> dict[s
         stop.set()
         for thread in threads:
             thread.join(120)
-    upstream = {entry["request_id"]: entry["upstream_addr"] for entry in stack.access_log()}
+    entries = stack.access_entries(entry["id"] for entry in replies if entry["id"])
+    upstream = {request_id: entry["upstream_addr"] for request_id, entry in entries.items()}
     for entry in replies:
         entry["upstream_addr"] = upstream.get(entry["id"], "")
     return {

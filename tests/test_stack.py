@@ -336,7 +336,7 @@ def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
     reply = stack.post_task("Write the report", source="127.0.20.1", headers=spoof)
     rid = reply.headers.get("x-request-id", "")
     _, line = _wait_for_line(stack, rid)
-    access = [entry for entry in stack.access_log() if entry["request_id"] == rid]
+    access = [stack.access_entries([rid])[rid]]
     direct = stack.client("127.0.20.9").get(f"http://{stack.replicas[0].address}:8000/", headers=spoof)
     _, direct_line = _wait_for_line(stack, direct.headers["x-request-id"])
     result["ids"] = {
@@ -350,7 +350,7 @@ def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
 
     big = stack.client("127.0.20.4").post("/api/breakdown-task", json={"title": "x", "description": "y" * 20_000})
     big_id = big.headers.get("x-request-id")
-    big_access = [entry for entry in stack.access_log() if entry["request_id"] == big_id]
+    big_access = [stack.access_entries([big_id])[big_id]]
     result["too_large"] = {
         "status": big.status_code,
         "body": big.json(),
@@ -408,9 +408,8 @@ def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
     stack.start(victim)
 
     # 2. least_conn spreads concurrent requests over every replica.
-    start = len(stack.access_log())
     replies = stack.load(30, 6)
-    entries = stack.access_log()[start:]
+    entries = list(stack.access_entries(r.headers["x-request-id"] for r in replies).values())
     result["spread"] = {
         "statuses": [r.status for r in replies],
         "per_replica": dict(Counter(e["upstream_addr"] for e in entries if e["request"].startswith("POST"))),
