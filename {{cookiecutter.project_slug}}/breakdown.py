@@ -54,6 +54,7 @@ class TaskBreakdown:
         try:
             return SUBTASKS_ADAPTER.validate_json(text)
         except ValidationError as exc:
+            note(gemini_outcome=502)
             raise unusable_answer(f"did not match the schema: {exc.error_count()} errors") from None
 
     async def _generate_with_retries(self, user_text: str) -> str:

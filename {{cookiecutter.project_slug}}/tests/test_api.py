@@ -256,6 +256,8 @@ def test_log_line_says_how_the_gemini_call_went(client: httpx.Client, fake: Fake
     assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "retried-once"}).status_code == 200
     fake.push(Fault("bad_key"))
     assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "key-refused"}).status_code == 502
+    fake.push(Fault("ok", items=[ITEM]))
+    assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "one-item"}).status_code == 502
     time.sleep(0.2)
     lines = {
         line["request_id"]: line
@@ -264,6 +266,7 @@ def test_log_line_says_how_the_gemini_call_went(client: httpx.Client, fake: Fake
     }
     assert lines["retried-once"]["gemini_attempts"] == 2 and lines["retried-once"]["gemini_outcome"] == "ok"
     assert lines["key-refused"]["gemini_attempts"] == 1 and lines["key-refused"]["gemini_outcome"] == 502
+    assert lines["one-item"]["gemini_outcome"] == 502  # Gemini answered, but not with 2 to 5 sub-tasks
 
 
 def test_key_and_task_text_never_reach_the_log(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
