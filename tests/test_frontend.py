@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import ROOT, free_port, project_venv, wait_for_http
+from helpers import ROOT, free_port, project_venv, stop_process, wait_for_http
 
 FIXTURE = ROOT / "tests" / "fixtures" / "frontend_app"
 NODE = ROOT / "tests" / "node"
@@ -464,11 +464,7 @@ def stack(
         for server in servers:
             server.shutdown()
             server.server_close()
-        backend.terminate()
-        try:
-            backend.wait(20)
-        except subprocess.TimeoutExpired:
-            backend.kill()
+        stop_process(backend)
         fake.stop()
 
 

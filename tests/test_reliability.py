@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import ROOT, free_port, project_venv, wait_for_http
+from helpers import ROOT, free_port, project_venv, stop_process, wait_for_http
 
 PYTHON = "3.12"
 TOOLS = Path(sys.executable).parent  # the template's tooling venv: cookiecutter, st
@@ -119,13 +119,7 @@ def backend(project: Path, log: Path, env: dict[str, str], *args: str) -> Iterat
         wait_for_http(f"{url}/healthz", timeout=60, process=process)
         yield Backend(process, url, port, log)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, 30)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
