@@ -3,6 +3,7 @@
 Run it with `uvicorn main:app`.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = GeminiClient(settings, SYSTEM_INSTRUCTION)
     app.state.breakdown = TaskBreakdown(client, settings)
     yield
+    # uvicorn runs this after it stopped listening and the requests in flight finished.
+    await asyncio.sleep(settings.shutdown_drain_seconds)
     await client.aclose()
 
 

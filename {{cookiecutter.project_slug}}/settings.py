@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     gemini_max_attempts: int = Field(default=3, ge=1, le=10)
     # Gemini calls one replica runs at once; past it, requests wait briefly, then get 503.
     gemini_max_concurrency: int = Field(default=64, ge=1, le=1024)
+    # Seconds a stopping replica stays up, refusing new connections, after its last request (the
+    # Dockerfile sets 2): the load balancer notices the refusal before the replica's address disappears.
+    shutdown_drain_seconds: float = Field(default=0, ge=0, le=60)
     allowed_origins: Annotated[list[str], NoDecode] = ["{{ cookiecutter.allowed_origins.split(',') | join('", "') }}"]
 
     @field_validator("allowed_origins", mode="before")

