@@ -185,6 +185,8 @@ class Stack:
             return []
         found = []
         for item in json.loads(run("docker", "inspect", *ids).stdout):
+            if item["Config"]["Labels"].get("com.docker.compose.oneoff") == "True":
+                continue  # `docker compose run` containers are not replicas
             networks = item["NetworkSettings"]["Networks"]
             found.append(Container(
                 id=item["Id"][:12],

@@ -1,0 +1,288 @@
+"""The generated stack on a real Docker engine (root): build, `up --wait`, hardening, secrets, the API
+through the published port, and zero failed requests while replicas are scaled, restarted and stopped.
+
+Base images are stand-ins built here (tests/engine.py says how); the bake itself is unmodified. Two
+bakes: Python 3.11 with a non-default port, replica count and balancing method runs the bake's own
+smoke script (the same one its CI `stack` job runs); Python 3.13 with the other defaults runs
+everything else. Rate limits are baked high there, so they never throttle the load.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from engine import Engine, Load, Stack, engine_unavailable, percentile, run
+
+SMOKE_ANSWERS = {"python_version": "3.11", "port": "18081", "backend_replicas": "4", "load_balancing": "round_robin"}
+STACK_ANSWERS = {
+    "python_version": "3.13",
+    "port": "18080",
+    "rate_limit_per_minute": "100000",
+    "global_rate_limit_per_minute": "1000000",
+}
+URL = f"http://127.0.0.1:{STACK_ANSWERS['port']}"
+API = f"{URL}/api/breakdown-task"
+KEY = "engine-tier-key-4d1c9b7e-never-in-an-image"
+FAKE_LATENCY = 0.1  # seconds; the added latency below is measured against it
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    reason = engine_unavailable()
+    if reason:
+        pytest.skip(f"real-engine tier skipped: {reason}")
+    with Engine() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(engine: Engine, bake: Any) -> Iterator[Stack]:
+    project = bake(**STACK_ANSWERS)
+    engine.standins(project)
+    (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\n")
+    running = Stack(engine, project, env={"FAKE_GEMINI_LATENCY": str(FAKE_LATENCY)})
+    running.down()  # leftovers of an interrupted run
+    try:
+        seconds = running.up()
+        print(f"\nengine tier: up --build --wait to healthy in {seconds:.1f} s", file=sys.stderr)
+        yield running
+    finally:
+        running.down()
+
+
+def post(title: str = "Plan a trip", **kwargs: Any) -> httpx.Response:
+    return httpx.post(API, json={"title": title}, timeout=30, **kwargs)
+
+
+def exec_in(container: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run("docker", "exec", container, *argv, check=check)
+
+
+def fake_push(stack: Stack, faults: list[dict[str, Any]]) -> None:
+    code = (
+        "import json, sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
+        "'http://127.0.0.1:9000/_fake/push', data=sys.argv[1].encode(), method='POST'))"
+    )
+    stack.compose("exec", "-T", "fake-gemini", "python", "-c", code, json.dumps(faults))
+
+
+# ---------------------------------------------------------------- the bake's own smoke script
+
+
+def test_smoke_script_of_the_bake_passes(engine: Engine, bake: Any) -> None:
+    """What the generated CI's `stack` job runs: up --wait, health, one answer, spread, down."""
+    project = bake(**SMOKE_ANSWERS)
+    engine.standins(project)
+    result = subprocess.run(
+        [sys.executable, "scripts/smoke_stack.py"], cwd=project, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 requests reached 4 replicas (expected 4)" in result.stdout
+    assert "smoke test passed" in result.stdout
+    assert not (project / ".env").exists(), "the throwaway .env is removed again"
+    leftovers = run("docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke")
+    assert leftovers.stdout.strip() == "", "the smoke project is torn down"
+
+
+def test_smoke_script_fails_when_the_stack_does_not_answer(engine: Engine, bake: Any, tmp_path: Path) -> None:
+    """The script is not a rubber stamp: with the API location removed from nginx.conf it exits 1."""
+    project = bake(**SMOKE_ANSWERS)
+    broken = tmp_path / "broken"
+    run("cp", "-r", str(project), str(broken))
+    conf = broken / "nginx" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("location /api/ {", "location /not-the-api/ {"))
+    result = subprocess.run(
+        [sys.executable, "scripts/smoke_stack.py"], cwd=broken, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  the API answers with 0 sub-tasks" in result.stderr
+    leftovers = run("docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke")
+    assert leftovers.stdout.strip() == "", "torn down after a failure too"
+
+
+# ---------------------------------------------------------------- the running stack
+
+
+def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
+    backends = stack.wait_healthy(3)
+    for replica in backends:
+        assert exec_in(replica.id, "id", "-u").stdout.strip() == "10001"
+        status = exec_in(replica.id, "cat", "/proc/1/status").stdout
+        assert re.search(r"(?m)^Uid:\s+10001\s", status), "even PID 1 (the init) is unprivileged"
+        assert re.search(r"(?m)^CapEff:\s+0+$", status) and re.search(r"(?m)^CapBnd:\s+0+$", status), status
+        assert re.search(r"(?m)^NoNewPrivs:\s+1$", status)
+        denied = exec_in(replica.id, "python", "-c", "open('/app/x', 'w')", check=False)
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+        exec_in(replica.id, "python", "-c", "open('/tmp/x', 'w').write('ok')")  # /tmp is a tmpfs
+    (nginx,) = stack.containers("nginx")
+    assert nginx.health == "healthy"
+    status = exec_in(nginx.id, "cat", "/proc/1/status").stdout
+    assert re.search(r"(?m)^Uid:\s+101\s", status), "nginx runs as 101"
+    assert re.search(r"(?m)^CapEff:\s+0+$", status)
+    denied = exec_in(nginx.id, "sh", "-c", "echo x > /etc/nginx/x", check=False)
+    assert denied.returncode != 0
+
+
+def test_the_image_holds_no_key_no_env_and_no_tests(stack: Stack) -> None:
+    image = f"{stack.project.name}-backend"
+    container = run("docker", "create", image).stdout.strip()
+    try:
+        exported = subprocess.run(["docker", "export", container], capture_output=True, check=True).stdout
+    finally:
+        run("docker", "rm", container)
+    names = tarfile.open(fileobj=io.BytesIO(exported)).getnames()
+    app = sorted(name for name in names if name.startswith("app/"))
+    assert "app/main.py" in app and "app/gemini_client.py" in app
+    assert not any(name.endswith(".env") or "/.env" in name for name in names), "no .env anywhere in the image"
+    assert not any(name.startswith(("app/tests", "app/frontend", "app/nginx", "app/scripts")) for name in app), app
+    assert KEY.encode() not in exported, "the key is not in any file of the image"
+    history = run("docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    config = run("docker", "image", "inspect", image).stdout
+    assert KEY not in history and KEY not in config and "GEMINI_API_KEY" not in config
+    # ...and reaches the container only when it runs, from .env.
+    replica = stack.containers()[0]
+    assert exec_in(replica.id, "printenv", "GEMINI_API_KEY").stdout.strip() == KEY
+
+
+def test_api_answers_through_the_published_port_from_every_replica(stack: Stack) -> None:
+    replies = [post(f"Task {i}") for i in range(9)]
+    assert [r.status_code for r in replies] == [200] * 9
+    assert all(2 <= len(r.json()) <= 5 and r.json()[0]["title"] for r in replies)
+    ids = [r.headers["x-request-id"] for r in replies]
+    entries = stack.access_entries(ids)
+    addresses = {f"{c.address}:8000" for c in stack.containers() if c.state == "running"}
+    assert Counter(e["upstream_addr"] for e in entries.values()).keys() == addresses, "every replica answered"
+
+    # One request id in both logs; the backend logs the client address nginx saw (not nginx's own).
+    backend_lines = {line["request_id"]: line for line in stack.json_logs("backend") if line.get("message") == "request"}
+    for rid in ids:
+        access, line = entries[rid], backend_lines[rid]
+        assert line["status"] == 200 and line["path"] == "/api/breakdown-task"
+        assert line["client"] == access["remote_addr"] != "10.213.57.2"
+
+
+def test_internal_endpoints_stay_inside_the_network(stack: Stack) -> None:
+    for path in ("/docs", "/openapi.json", "/metrics", "/", "/healthz/../docs"):
+        reply = httpx.get(URL + path, timeout=10)
+        assert reply.status_code == 404, path
+        assert reply.json() == {"detail": "Not Found"}
+        entry = stack.access_entries([reply.headers["x-request-id"]])[reply.headers["x-request-id"]]
+        assert entry["upstream_addr"] == "", f"{path} never reached a replica"
+    # Inside the network a replica still serves them (the README shows how to reach /docs).
+    (nginx,) = stack.containers("nginx")
+    inside = exec_in(nginx.id, "wget", "-q", "-O", "-", "http://backend:8000/openapi.json").stdout
+    assert json.loads(inside)["paths"]["/api/breakdown-task"]
+
+
+def test_docs_reachable_as_the_readme_says(stack: Stack) -> None:
+    """README: `docker compose run --rm --publish 127.0.0.1:8001:8000 backend` serves /docs locally."""
+    runner = subprocess.Popen(
+        ["docker", "compose", "-f", "compose.yaml", "-f", "compose.fake.yaml", "run", "--rm", "--no-deps",
+         "--name", "docs-check", "--publish", "127.0.0.1:18001:8000", "backend"],
+        cwd=stack.project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                reply = httpx.get("http://127.0.0.1:18001/docs", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the one-off backend did not answer"
+                time.sleep(0.5)
+        assert reply.status_code == 200 and "swagger-ui" in reply.text
+    finally:
+        run("docker", "rm", "--force", "docs-check", check=False)
+        runner.wait(60)
+
+
+def test_stopped_replica_finishes_its_requests_in_flight(stack: Stack) -> None:
+    replicas = stack.wait_healthy(3)
+    fake_push(stack, [{"kind": "slow", "delay": 3}] * 6)
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(post, f"Slow {i}") for i in range(6)]
+        time.sleep(1.0)  # all six are with the fake now, two per replica (least_conn)
+        victim = replicas[0]
+        stopping = pool.submit(run, "docker", "stop", victim.id)
+        replies = [f.result() for f in futures]
+        stopping.result()
+    assert [r.status_code for r in replies] == [200] * 6
+    entries = stack.access_entries([r.headers["x-request-id"] for r in replies])
+    by_victim = [e for e in entries.values() if e["upstream_addr"] == f"{victim.address}:8000"]
+    assert len(by_victim) >= 1, "the stopped replica was serving some of them, and answered them itself"
+    assert all("," not in e["upstream_addr"] for e in entries.values()), "nothing had to be re-sent"
+    exit_code = run("docker", "inspect", "--format", "{{.State.ExitCode}}", victim.id).stdout.strip()
+    # uvicorn re-raises the SIGTERM it handled once it is done: 143. A SIGKILL after the grace period is 137.
+    assert exit_code == "143", f"uvicorn finished after its requests, not killed: {exit_code}"
+    run("docker", "start", victim.id)
+    stack.wait_healthy(3)
+
+
+def test_a_replica_stopped_right_after_it_started_stops_at_once(stack: Stack) -> None:
+    before = {c.id for c in stack.containers()}
+    stack.compose("up", "--detach", "--no-recreate", "--scale", "backend=4", "backend")
+    (newest,) = [c for c in stack.containers() if c.id not in before]
+    start = time.monotonic()
+    run("docker", "stop", "--time", "40", newest.id)
+    seconds = time.monotonic() - start
+    state = json.loads(run("docker", "inspect", "--format", "{{json .State}}", newest.id).stdout)
+    print(f"\nengine tier: stop right after start took {seconds:.1f} s, exit code {state['ExitCode']}", file=sys.stderr)
+    assert state["ExitCode"] != 137 and not state["OOMKilled"], "stopped by SIGTERM, not killed after the grace period"
+    run("docker", "rm", newest.id)
+    stack.wait_healthy(3)
+
+
+def test_zero_failed_requests_while_scaling_restarting_and_stopping(stack: Stack) -> None:
+    """C=16 for the whole sequence: scale 3 -> 5 -> 2, restart each replica in turn, stop one."""
+    stack.wait_healthy(3)
+    steps: list[tuple[str, float, float]] = []
+
+    def step(name: str, action: Any) -> None:
+        start = time.monotonic()
+        action()
+        steps.append((name, start, time.monotonic()))
+        time.sleep(2)
+
+    with Load(API, concurrency=16) as load:
+        time.sleep(2)
+        step("scale 3 -> 5", lambda: stack.compose("up", "--detach", "--no-recreate", "--wait", "--scale", "backend=5"))
+        step("scale 5 -> 2", lambda: stack.compose("up", "--detach", "--no-recreate", "--wait", "--scale", "backend=2"))
+        for replica in stack.wait_healthy(2):
+            step(f"restart {replica.name}", lambda r=replica: (run("docker", "restart", r.id), stack.wait_healthy(2)))
+        victim = stack.wait_healthy(2)[0]
+        step(f"stop {victim.name}", lambda: run("docker", "stop", victim.id))
+        outcomes = load.stop()
+
+    failed = [o for o in outcomes if o.status != 200]
+    during = [o for o in outcomes if steps[0][1] <= o.started <= steps[-1][2]]
+    added = [max(0.0, o.seconds - FAKE_LATENCY) * 1000 for o in during]
+    resent = [
+        e for e in stack.access_entries([o.request_id for o in outcomes if o.request_id], timeout=30).values()
+        if "," in e["upstream_addr"]
+    ]  # fmt: skip
+    report = (
+        f"\nengine tier, rolling operations under C=16: {len(outcomes)} requests, {len(failed)} failed; "
+        f"during the operations ({len(during)}) added latency p50 {percentile(added, 0.5):.0f} ms, "
+        f"p99 {percentile(added, 0.99):.0f} ms, max {max(added, default=0):.0f} ms; "
+        f"{len(resent)} re-sent to another replica; steps: "
+        + ", ".join(f"{name} {end - start:.1f} s" for name, start, end in steps)
+    )
+    print(report, file=sys.stderr)
+    assert not failed, f"{len(failed)} failed, e.g. {failed[:5]}\n{report}"
+    assert len(during) > 16 * len(steps), "the load ran during every operation"
+    assert all(len(e["upstream_addr"].split(",")) <= 3 for e in resent), "re-sending is bounded"
