@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -47,7 +47,9 @@ LABEL = "org.gemini-backend-template.standin"
 def run(*argv: str, timeout: float = 600, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -69,7 +71,7 @@ class Engine:
         self._dockerd: subprocess.Popen[bytes] | None = None
         self.log_path = Path(tempfile.gettempdir()) / "template-tests-dockerd.log"
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         if run("docker", "info", check=False, timeout=20).returncode != 0:
             self._dockerd = subprocess.Popen(
                 ["dockerd"], stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
@@ -117,14 +119,18 @@ class Engine:
         text = (STANDINS / dockerfile).read_text().replace("FROM ROOTFS", f"FROM {rootfs}")
         digest = hashlib.sha256(text.encode() + b"".join(hashlib.sha256(v).digest() for v in files.values()))
         key = digest.hexdigest()[:16]
-        found = run("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', tag, check=False)
+        found = run(
+            "docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', tag, check=False
+        )
         if found.returncode == 0 and found.stdout.strip() == key:
             return
         with tempfile.TemporaryDirectory() as context:
             for name, data in files.items():
                 (Path(context) / name).write_bytes(data)
             (Path(context) / "Dockerfile").write_text(f"{text}\nLABEL {LABEL}={key}\n")
-            run("docker", "build", "-q", "-t", tag, context, env={**os.environ, "DOCKER_BUILDKIT": "0"})  # the classic builder: no buildx here
+            run(
+                "docker", "build", "-q", "-t", tag, context, env={**os.environ, "DOCKER_BUILDKIT": "0"}
+            )  # the classic builder: no buildx here
 
     def _rootfs_image(self, suite: str) -> str:
         """`debootstrap --variant=minbase` of one Debian release, imported as an image (cached twice)."""
@@ -208,11 +214,13 @@ class Stack:
                 raise TimeoutError(f"backend did not reach {count} healthy replicas: {running}")
             time.sleep(0.5)
 
+    def logs(self, service: str) -> list[str]:
+        return self.compose("logs", "--no-color", "--no-log-prefix", service).stdout.splitlines()
+
     def json_logs(self, service: str) -> list[dict[str, Any]]:
         """Every JSON log line the service's containers wrote (other lines are skipped)."""
-        out = self.compose("logs", "--no-color", "--no-log-prefix", service).stdout
         lines = []
-        for line in out.splitlines():
+        for line in self.logs(service):
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -254,7 +262,7 @@ class Load:
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._client, args=(i, timeout)) for i in range(concurrency)]
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         for thread in self._threads:
             thread.start()
         return self

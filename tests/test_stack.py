@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import Counter
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +88,25 @@ def test_nginx_conf_renders_the_answers(bake: Any, answers: dict[str, str]) -> N
     text = (bake(**answers) / "nginx" / "nginx.conf").read_text()
     directives = [line.split("#")[0].strip() for line in text.splitlines()]
     directives = [d for d in directives if d]
-    server = "server backend:8000 resolve max_fails=3 fail_timeout=10s;"
+    server = "server backend:8000 resolve max_fails=1 fail_timeout=10s;"
     upstream = directives[directives.index("upstream backend {") : directives.index(server)]
     balancing = {"least_conn": "least_conn;", "ip_hash": "ip_hash;", "round_robin": None}[values["load_balancing"]]
     for method in ("least_conn;", "ip_hash;", "random", "hash "):
         assert any(d.startswith(method) for d in upstream) == (method == balancing), (method, upstream)
-    assert "resolver 127.0.0.11 valid=10s ipv6=off;" in directives
+    assert "resolver 127.0.0.11 valid=2s ipv6=off;" in directives
     rate, whole = values["rate_limit_per_minute"], values["global_rate_limit_per_minute"]
     assert f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/m;" in directives
     assert f"limit_req_zone $server_name zone=whole_stack:1m rate={whole}r/m;" in directives
     assert f"proxy_read_timeout {int(values['gemini_timeout_seconds']) + 10}s;" in directives
-    # Only connect-phase failures go to another replica; a sent POST is never repeated.
-    assert "proxy_next_upstream error timeout;" in directives
-    assert not any("non_idempotent" in d or "http_50" in d for d in directives)
+    # A request no replica answered (error, timeout) goes to another, POSTs too; an answer of any status
+    # (http_502, http_503, ...) is never re-sent. Bounded in tries and time.
+    assert "proxy_next_upstream error timeout non_idempotent;" in directives
+    assert not any("http_" in d for d in directives if d.startswith("proxy_next_upstream"))
+    assert "proxy_next_upstream_tries 3;" in directives
+    assert "proxy_next_upstream_timeout 5s;" in directives
+    assert "proxy_connect_timeout 1s;" in directives
+    # Only the API is proxied; everything else is answered by nginx itself.
+    assert [d for d in directives if d.startswith("proxy_pass")] == ["proxy_pass http://backend;"]
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in directives
     assert not any("$proxy_add_x_forwarded_for" in d for d in directives)
     assert not any(d.startswith(("user ", "include ", "daemon ")) for d in directives)
@@ -123,6 +129,7 @@ def test_compose_file_is_valid_and_renders_the_answers(bake: Any, answers: dict[
 
     backend = services["backend"]
     assert backend["build"] == "."
+    assert backend["init"] is True, "an init passes SIGTERM on, even during start-up"
     assert backend["deploy"]["replicas"] == int(values["backend_replicas"])
     assert "ports" not in backend and "expose" not in backend, "the backend is not published (and can scale)"
     assert backend["read_only"] is True and backend["cap_drop"] == ["ALL"] and backend["tmpfs"] == ["/tmp"]
@@ -130,9 +137,11 @@ def test_compose_file_is_valid_and_renders_the_answers(bake: Any, answers: dict[
     assert backend["env_file"] == ".env" and "environment" not in backend
     assert "/healthz" in " ".join(backend["healthcheck"]["test"])
     assert backend["restart"] == "unless-stopped"
-    # Docker must wait longer than uvicorn's graceful shutdown before it sends SIGKILL.
+    # Docker must wait longer than uvicorn's graceful shutdown and the drain before it sends SIGKILL.
     graceful = int(option(dockerfile_cmd(project), "--timeout-graceful-shutdown"))
-    assert parse_duration(backend["stop_grace_period"]) > graceful >= int(values["gemini_timeout_seconds"])
+    drain = float(re.search(r"SHUTDOWN_DRAIN_SECONDS=(\d+)", (project / "Dockerfile").read_text())[1])
+    assert graceful >= int(values["gemini_timeout_seconds"]) and drain > 0
+    assert parse_duration(backend["stop_grace_period"]) > graceful + drain
 
     nginx = services["nginx"]
     assert nginx["ports"] == [f"{values['port']}:8080"], "nginx publishes the only port"
@@ -291,16 +300,15 @@ def test_failover_and_replicas_end_to_end(bake: Any, tmp_path: Path, namespace_s
     answers = {"rate_limit_per_minute": "100000", "global_rate_limit_per_minute": "1000000"}
     result = run(bake, tmp_path, "scenario_failover", answers, replicas=3, latency=0.2, timeout=300)
 
-    resend = result["no_resend"]
-    assert resend["status"] == 502, "the POST whose replica died is answered, not retried"
-    assert resend["gemini_calls"] == 1, "Gemini was called once: nginx did not send the POST again"
-    assert resend["other_replicas_saw_it"] is False
+    resent = result["resent"]
+    assert resent["status"] == 200, "the POST whose replica died unanswered went to another replica"
+    assert resent["gemini_calls"] == 2, "sent twice, no more"
+    tries = resent["upstream_addr"].split(", ")
+    assert len(tries) == 2 and tries[0] == resent["victim"] and tries[1] in result["addresses"], tries
 
-    assert set(result["spread"]["statuses"]) == {200}
-    assert sorted(result["spread"]["per_replica"]) == sorted(result["addresses"][:3]), "every replica serves"
-
-    assert set(result["graceful_stop"]["statuses"]) == {200}, "a replica stopped under load loses no request"
-    assert result["graceful_stop"]["stopped_replica_served"] > 0
+    answered = result["answered"]
+    assert answered["status"] == 502, "the replica's answer reached the client"
+    assert answered["gemini_calls"] == 1 and "," not in answered["upstream_addr"], "an answered request is not re-sent"
 
     assert set(result["connect_errors"]["statuses"]) == {200}, "connect errors go to the next replica"
     assert result["connect_errors"]["refused_logged"], "nginx did try the stopped replica"
@@ -375,7 +383,8 @@ def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
     for replica in stack.replicas:
         stack.stop(replica.index, signal.SIGKILL)
     stack.set_dns([])
-    proxied = stack.client("127.0.20.5").get("/")  # not rate-limited: the stack's allowance is used up
+    time.sleep(1.5)  # the whole stack's allowance (60/min) gives one more request after a second
+    proxied = stack.client("127.0.20.5").post("/api/breakdown-task", json={"title": "Nobody home"})
     result["no_replica"] = {
         "healthz": stack.client("127.0.20.5").get("/healthz").status_code,
         "proxied": proxied.status_code,
@@ -387,9 +396,10 @@ def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
 def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"addresses": [f"{r.address}:8000" for r in stack.replicas]}
 
-    # 1. A POST whose replica dies while it calls Gemini is not sent to another replica. It runs first,
-    # while only that replica holds a connection to the fake (the others have not called it yet).
-    stack.fake_push([{"kind": "slow", "delay": 3}])
+    # 1. A POST whose replica dies (SIGKILL) while it calls Gemini got no answer from it: nginx sends it to
+    # another replica, once, and the access log lists both. It runs first, while only that replica holds
+    # a connection to the fake (the others have not called it yet).
+    stack.fake_push([{"kind": "slow", "delay": 2}])
     outcome: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: outcome.update(reply=stack.post_task("Doomed", source="127.0.20.6")))
     thread.start()
@@ -399,36 +409,30 @@ def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
     thread.join(30)
     reply = outcome["reply"]
     rid = reply.headers.get("x-request-id")
-    others = [r.index for r in stack.replicas if r.index != victim]
-    result["no_resend"] = {
+    result["resent"] = {
         "status": reply.status,
         "gemini_calls": stack.fake_stats()["requests"],
-        "other_replicas_saw_it": any(line.get("request_id") == rid for i in others for line in stack.replica_log(i)),
+        "victim": f"{stack.replicas[victim].address}:8000",
+        "upstream_addr": stack.access_entries([rid])[rid]["upstream_addr"],
     }
     stack.start(victim)
 
-    # 2. least_conn spreads concurrent requests over every replica.
-    replies = stack.load(30, 6)
-    entries = list(stack.access_entries(r.headers["x-request-id"] for r in replies).values())
-    result["spread"] = {
-        "statuses": [r.status for r in replies],
-        "per_replica": dict(Counter(e["upstream_addr"] for e in entries if e["request"].startswith("POST"))),
+    # 2. A request a replica answered, even with an error, is never sent again: Gemini refuses it (400),
+    # the replica answers 502, and that is what the client gets.
+    stack.fake_reset()
+    stack.fake_push([{"kind": "error", "code": 400}])
+    reply = stack.post_task("Refused", source="127.0.20.7")
+    rid = reply.headers.get("x-request-id")
+    result["answered"] = {
+        "status": reply.status,
+        "gemini_calls": stack.fake_stats()["requests"],
+        "upstream_addr": stack.access_entries([rid])[rid]["upstream_addr"],
     }
 
-    # 3. A replica stopped (SIGTERM, as `docker compose stop` does) in the middle of a load: uvicorn
-    # finishes what it has and stops accepting; nginx sends new requests to the others.
+    # 3. A replica stopped (SIGTERM, as `docker compose stop` does). Spreading and the graceful stop under
+    # load are proven on the real engine (tests/test_engine.py); here its address stays in DNS.
     stopped = stack.replicas[1]
-    served_before = _served(stack, 1)
-    loaded: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: loaded.update(replies=stack.load(60, 6)))
-    thread.start()
-    stack.wait_until(lambda: _served(stack, 1) >= served_before + 3, 30, "replica 1 serving under load")
     stack.stop(1, signal.SIGTERM)
-    thread.join(120)
-    result["graceful_stop"] = {
-        "statuses": [r.status for r in loaded["replies"]],
-        "stopped_replica_served": _served(stack, 1) - served_before,
-    }
 
     # 4. Its address is still in the DNS answer and refuses connections: nobody notices.
     replies = stack.load(30, 6)
@@ -456,10 +460,6 @@ def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
         "nginx_never_restarted": stack.nginx is not None and stack.nginx.poll() is None,
     }
     return result
-
-
-def _served(stack: Stack, index: int) -> int:
-    return sum(1 for line in stack.replica_log(index) if line.get("path") == "/api/breakdown-task")
 
 
 def _served_at(stack: Stack, address: str) -> int:
