@@ -294,8 +294,9 @@ class Stack:
         self._processes.append(process)
         self.nginx = process
         self.wait_until(lambda: _get(f"{self.url}/healthz") == 200, 20, "nginx", process)
-        # nginx resolves `backend` in the background just after it starts: wait for the first answer.
-        self.wait_until(lambda: _get(f"{self.url}/") == 200, 30, "nginx reaching a replica", process)
+        # nginx resolves `backend` in the background just after it starts: wait for the first answer of a
+        # replica (405: the API takes POST; nginx answers everything outside /api/ itself).
+        self.wait_until(lambda: _get(f"{self.url}/api/breakdown-task") == 405, 30, "nginx reaching a replica", process)
 
     # -- replicas
 
