@@ -59,8 +59,9 @@ class GeminiClient:
 
     async def check_model(self) -> list[str]:
         """The generation methods Gemini says the model supports (a models `get`: costs no tokens)."""
+        options = {"timeout": self._timeout, "retry": None}
         model = await anyio.to_thread.run_sync(
-            self._call, genai.get_model, self._model_name, {"timeout": self._timeout, "retry": None}, limiter=self._threads
+            self._call, genai.get_model, self._model_name, options, limiter=self._threads
         )
         return list(model.supported_generation_methods)
 
