@@ -21,7 +21,7 @@ from schemas import TokenUsage
 
 disable_created_metrics()  # the *_created series only double what Prometheus already knows
 
-UNMATCHED = "unmatched"  # the route label of every request no route answers (unknown paths, CORS preflights)
+UNMATCHED = "unmatched"  # the route label shared by every path no route knows
 
 HTTP_REQUESTS = Counter(
     "http_requests", "HTTP requests answered, by route template, method and status.", ["route", "method", "status"]
