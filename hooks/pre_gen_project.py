@@ -60,7 +60,7 @@ CHECKS = {
     "global_rate_limit_per_minute": lambda: integer("global_rate_limit_per_minute", 1, 1000000),
     "gemini_model": lambda: None
     if re.fullmatch(r"(models/)?[a-z][a-z0-9.-]{1,62}[a-z0-9]", ANSWERS["gemini_model"])
-    else "must be a Gemini model id such as gemini-2.5-flash (lowercase letters, digits, '.' and '-')",
+    else "must be a Gemini model id such as gemini-3.5-flash-lite (lowercase letters, digits, '.' and '-')",
     "gemini_timeout_seconds": lambda: integer("gemini_timeout_seconds", 1, 300),
     "allowed_origins": origins,
 }

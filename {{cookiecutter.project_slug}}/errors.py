@@ -7,6 +7,8 @@ Both SDK adapters raise these, so the client sees the same status and message wh
 import math
 from dataclasses import dataclass
 
+from schemas import TokenUsage
+
 
 @dataclass
 class UpstreamError(Exception):
@@ -15,6 +17,8 @@ class UpstreamError(Exception):
     cause: str = ""
     retryable: bool = False  # worth another attempt within the request's deadline
     retry_after: float | None = None  # seconds, when Gemini said how long to wait
+    setting: str | None = None  # the setting the operator must fix (logged at ERROR): no retry can help
+    usage: TokenUsage | None = None  # tokens an unusable answer still cost
 
     def headers(self) -> dict[str, str] | None:
         if self.retry_after is None:
@@ -22,12 +26,21 @@ class UpstreamError(Exception):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
+REJECTED = "Gemini rejected the request; check the server's model setting."
+
+
 def from_status(
-    code: int, cause: str, *, key_rejected: bool = False, retry_after: float | None = None
+    code: int, cause: str, *, model: str, key_rejected: bool = False, retry_after: float | None = None
 ) -> UpstreamError:
     """Map Gemini's HTTP status to ours. Retry only what a second attempt can fix."""
     if key_rejected or code in (401, 403):
-        return UpstreamError(502, "The server is misconfigured: Gemini rejected its API key.", cause)
+        return UpstreamError(
+            502, "The server is misconfigured: Gemini rejected its API key.", cause, setting="GEMINI_API_KEY"
+        )
+    if code == 404:  # Gemini's answer for a model id it does not serve: unknown, or retired
+        return UpstreamError(
+            502, REJECTED, f"GEMINI_MODEL={model} is not served by Gemini ({cause})", setting="GEMINI_MODEL"
+        )
     if code == 429:
         if retry_after is None:
             return UpstreamError(503, "Gemini is busy; retry later.", cause, retryable=True)
@@ -36,7 +49,7 @@ def from_status(
         return UpstreamError(503, "Gemini is unavailable right now; retry later.", cause, True, retry_after)
     if code >= 500:
         return failed(cause, retryable=code in (500, 502, 504))
-    return UpstreamError(502, "Gemini rejected the request; check the server's model setting.", cause)
+    return UpstreamError(502, REJECTED, cause)
 
 
 def failed(cause: str, retryable: bool = False) -> UpstreamError:

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+import metrics
 from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
 from errors import UpstreamError
 from gemini_client import GeminiClient
@@ -65,7 +66,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 @app.exception_handler(UpstreamError)
 async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
     # The cause goes to the log; the client gets a short message that holds nothing internal.
-    logger.warning("gemini call failed", extra={"fields": {"status": exc.status_code, "cause": exc.cause}})
+    fields = {"status": exc.status_code, "cause": exc.cause}
+    if exc.setting:  # no retry can mend it: the operator must (`python doctor.py` checks it)
+        logger.error(f"gemini call failed: fix {exc.setting}", extra={"fields": fields})
+    else:
+        logger.warning("gemini call failed", extra={"fields": fields})
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers())
 
 
@@ -78,6 +83,12 @@ async def root() -> dict[str, str]:
 async def healthz() -> dict[str, str]:
     """Liveness for Docker and Nginx: answers without calling Gemini."""
     return {"status": "ok"}
+
+
+@app.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """This replica's Prometheus metrics. Nginx does not pass /metrics on: scrape each replica directly."""
+    return metrics.metrics_response()
 
 
 @app.post("/api/breakdown-task", responses=ERROR_RESPONSES)

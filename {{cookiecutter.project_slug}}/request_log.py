@@ -8,10 +8,14 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from metrics import observe_request
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # Extra fields for this request's log line, filled in by the code that handles it (see note()).
@@ -24,6 +28,17 @@ def note(**fields: Any) -> None:
     current = request_fields.get()
     if current is not None:
         current.update(fields)
+
+
+@contextmanager
+def collecting() -> Iterator[dict[str, Any]]:
+    """Collect what note() is given while the block runs: one request's fields, or one doctor run's."""
+    fields: dict[str, Any] = {}
+    token = request_fields.set(fields)
+    try:
+        yield fields
+    finally:
+        request_fields.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,7 +71,8 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 class RequestLogMiddleware:
-    """Sets the request id (from X-Request-ID, else a new one), echoes it, logs one line per request."""
+    """Sets the request id (from X-Request-ID, else a new one), echoes it, logs one line per request
+    and counts it in the metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,7 +85,6 @@ class RequestLogMiddleware:
         # Accept only a plain id, so a client cannot write arbitrary text into our logs.
         rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
         token = request_id.set(rid)
-        fields_token = request_fields.set({})
         start = time.perf_counter()
         status = 500
 
@@ -80,17 +95,19 @@ class RequestLogMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            fields = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-                "client": scope["client"][0] if scope.get("client") else None,
-                **(request_fields.get() or {}),
-            }
-            logger.info("request", extra={"fields": fields})
-            request_fields.reset(fields_token)
-            request_id.reset(token)
+        with collecting() as noted:
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                seconds = time.perf_counter() - start
+                fields = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "client": scope["client"][0] if scope.get("client") else None,
+                    **noted,
+                }
+                logger.info("request", extra={"fields": fields})
+                observe_request(scope, status, seconds)
+                request_id.reset(token)

@@ -1,5 +1,6 @@
-"""Request and response bodies of the API, and the schema Gemini must answer in."""
+"""Request and response bodies of the API, the schema Gemini must answer in, and what one call returns."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
@@ -56,3 +57,32 @@ def _response_json_schema() -> dict[str, Any]:
 
 # The JSON Schema of the answer, derived from SubTasks above so the two cannot drift apart.
 RESPONSE_JSON_SCHEMA: dict[str, Any] = _response_json_schema()
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """What Gemini reported it spent on one call (its `usageMetadata`), or the sum over a request's attempts."""
+
+    prompt: int = 0
+    answer: int = 0  # candidatesTokenCount: the text it answered
+    thinking: int = 0  # thoughtsTokenCount: billed like answer tokens, never shown
+    total: int = 0
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(
+            prompt=self.prompt + other.prompt,
+            answer=self.answer + other.answer,
+            thinking=self.thinking + other.thinking,
+            total=self.total + other.total,
+        )
+
+    def as_fields(self) -> dict[str, int]:
+        return {"prompt": self.prompt, "answer": self.answer, "thinking": self.thinking, "total": self.total}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One successful Gemini call: the answer's text (JSON, still to be validated) and what it cost."""
+
+    text: str
+    usage: TokenUsage | None  # None when Gemini reported no usage

@@ -1,6 +1,6 @@
 """Settings, read once from the environment and an optional `.env` file."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -12,6 +12,9 @@ class Settings(BaseSettings):
     # The only secret. It stays on the server: never logged, never returned to a client.
     gemini_api_key: SecretStr = Field(min_length=1)
     gemini_model: str = "{{ cookiecutter.gemini_model }}"
+    # How much Gemini 3 models think before answering; empty means the model's own default.
+    # Thinking tokens are billed like answer tokens and add latency (google-genai only; see README).
+    gemini_thinking_level: Literal["minimal", "low", "medium", "high", ""] = "{{ cookiecutter.gemini_thinking_level }}"
     # Unset means Google's endpoint; set it for a proxy, or for the fake Gemini in the tests.
     gemini_base_url: str | None = None
     # The most time one request may spend on Gemini, every attempt and back-off included.

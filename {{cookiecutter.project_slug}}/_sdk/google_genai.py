@@ -2,7 +2,8 @@
 
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import httpx2
 from google import genai
@@ -10,10 +11,12 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import RESPONSE_JSON_SCHEMA
+from schemas import RESPONSE_JSON_SCHEMA, Answer, TokenUsage
 from settings import Settings
 
+SDK = "google-genai"
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class GeminiClient:
@@ -29,22 +32,40 @@ class GeminiClient:
                 timeout=int(settings.gemini_timeout_seconds * 1000),
             ),
         )
+        level = settings.gemini_thinking_level
         # Built once: a config per call costs CPU on every request.
         self._config = types.GenerateContentConfig(
             system_instruction=system_instruction,
             response_mime_type="application/json",
             response_json_schema=RESPONSE_JSON_SCHEMA,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),  # no tools here
+            # Left out when empty, so the model thinks as much as it does by default.
+            thinking_config=types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())) if level else None,
         )
 
-    async def generate(self, user_text: str, timeout: float) -> str:
-        """One attempt. Returns the answer's text; raises UpstreamError. `timeout` is enforced by the caller."""
+    async def generate(self, user_text: str, timeout: float) -> Answer:
+        """One attempt. Returns the answer's text and usage; raises UpstreamError. The caller enforces `timeout`."""
+        response = await self._call(
+            self._client.aio.models.generate_content(model=self._model, contents=user_text, config=self._config)
+        )
+        usage = _usage(response.usage_metadata)
         try:
-            response = await self._client.aio.models.generate_content(
-                model=self._model, contents=user_text, config=self._config
-            )
+            return Answer(_answer_text(response), usage)
+        except UpstreamError as exc:
+            exc.usage = usage  # a blocked or truncated answer still cost its tokens
+            raise
+
+    async def check_model(self) -> list[str]:
+        """The generation methods Gemini says the model supports (a models `get`: costs no tokens)."""
+        model = await self._call(self._client.aio.models.get(model=self._model))
+        return list(model.supported_actions or [])
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Await one request to Gemini, with whatever it raises mapped to an UpstreamError."""
+        try:
+            return await call
         except genai_errors.APIError as exc:
-            raise _from_api_error(exc) from None
+            raise _from_api_error(exc, self._model) from None
         except httpx2.TimeoutException as exc:
             raise timed_out(f"{type(exc).__name__}") from None
         except httpx2.TransportError as exc:
@@ -54,7 +75,6 @@ class GeminiClient:
         except Exception as exc:  # anything else the SDK raises: log it whole, answer 502
             logger.exception("unexpected error from google-genai")
             raise failed(type(exc).__name__) from None
-        return _answer_text(response)
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
@@ -75,12 +95,24 @@ def _answer_text(response: types.GenerateContentResponse) -> str:
     return text
 
 
-def _from_api_error(exc: genai_errors.APIError) -> UpstreamError:
+def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage | None:
+    if metadata is None or not metadata.total_token_count:
+        return None  # Gemini reported nothing
+    return TokenUsage(
+        prompt=metadata.prompt_token_count or 0,
+        answer=metadata.candidates_token_count or 0,
+        thinking=metadata.thoughts_token_count or 0,
+        total=metadata.total_token_count or 0,
+    )
+
+
+def _from_api_error(exc: genai_errors.APIError, model: str) -> UpstreamError:
     details = _rpc_details(exc.details)
     key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
     return from_status(
         exc.code or 502,
         f"gemini {exc.code} {exc.status}: {exc.message}",
+        model=model,
         key_rejected=key_rejected,
         retry_after=_retry_after(details, exc.response),
     )

@@ -8,7 +8,8 @@ the caller retries within the request's deadline instead.
 import json
 import logging
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import requests
@@ -20,14 +21,24 @@ from google.api_core import exceptions as api_exceptions
 from google.protobuf import json_format
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import RESPONSE_JSON_SCHEMA
+from schemas import RESPONSE_JSON_SCHEMA, Answer, TokenUsage
 from settings import Settings
 
+SDK = "google-generativeai"
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class GeminiClient:
     def __init__(self, settings: Settings, system_instruction: str) -> None:
+        if settings.gemini_thinking_level:
+            # This SDK's GenerationConfig has no thinking field: say so once, rather than pretend.
+            logger.warning(
+                "GEMINI_THINKING_LEVEL is ignored: google-generativeai cannot send a thinking level",
+                extra={"fields": {"gemini_thinking_level": settings.gemini_thinking_level}},
+            )
+        self._model_name = settings.gemini_model
+        self._timeout = settings.gemini_timeout_seconds
         client_options = {"api_endpoint": settings.gemini_base_url} if settings.gemini_base_url else None
         genai.configure(
             api_key=settings.gemini_api_key.get_secret_value(), transport="rest", client_options=client_options
@@ -42,17 +53,35 @@ class GeminiClient:
         # Threads for blocking calls; sized like the concurrency cap (anyio's default is 40).
         self._threads = anyio.CapacityLimiter(settings.gemini_max_concurrency)
 
-    async def generate(self, user_text: str, timeout: float) -> str:
-        """One attempt. Returns the answer's text; raises UpstreamError."""
+    async def generate(self, user_text: str, timeout: float) -> Answer:
+        """One attempt. Returns the answer's text and usage; raises UpstreamError."""
         return await anyio.to_thread.run_sync(self._generate, user_text, timeout, limiter=self._threads)
 
-    def _generate(self, user_text: str, timeout: float) -> str:
+    async def check_model(self) -> list[str]:
+        """The generation methods Gemini says the model supports (a models `get`: costs no tokens)."""
+        options = {"timeout": self._timeout, "retry": None}
+        model = await anyio.to_thread.run_sync(
+            self._call, genai.get_model, self._model_name, options, limiter=self._threads
+        )
+        return list(model.supported_generation_methods)
+
+    def _generate(self, user_text: str, timeout: float) -> Answer:
+        response = self._call(
+            self._model.generate_content, user_text, {"timeout": max(timeout, 0.001), "retry": None}
+        )
+        usage = _usage(response.usage_metadata)
         try:
-            response = self._model.generate_content(
-                user_text, request_options={"timeout": max(timeout, 0.001), "retry": None}
-            )
+            return Answer(_answer_text(response), usage)
+        except UpstreamError as exc:
+            exc.usage = usage  # a blocked or truncated answer still cost its tokens
+            raise
+
+    def _call(self, method: Callable[..., T], argument: Any, request_options: dict[str, Any]) -> T:
+        """One blocking request to Gemini, with whatever it raises mapped to an UpstreamError."""
+        try:
+            return method(argument, request_options=request_options)
         except api_exceptions.GoogleAPICallError as exc:
-            raise _from_api_error(exc) from None
+            raise _from_api_error(exc, self._model_name) from None
         except requests.Timeout as exc:
             raise timed_out(type(exc).__name__) from None
         except requests.ConnectionError as exc:
@@ -62,20 +91,23 @@ class GeminiClient:
         except Exception as exc:  # anything else the SDK raises: log it whole, answer 502
             logger.exception("unexpected error from google-generativeai")
             raise failed(type(exc).__name__) from None
-        if response.prompt_feedback and response.prompt_feedback.block_reason:
-            raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason.name}")
-        if not response.candidates:
-            raise unusable_answer("no candidates")
-        candidate = response.candidates[0]
-        if candidate.finish_reason.name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
-            raise unusable_answer(f"finish reason {candidate.finish_reason.name}")
-        text = "".join(part.text for part in candidate.content.parts if part.text)
-        if not text:
-            raise unusable_answer("empty text")
-        return text
 
     async def aclose(self) -> None:
         pass  # the SDK keeps no connections that need closing
+
+
+def _answer_text(response: Any) -> str:
+    if response.prompt_feedback and response.prompt_feedback.block_reason:
+        raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason.name}")
+    if not response.candidates:
+        raise unusable_answer("no candidates")
+    candidate = response.candidates[0]
+    if candidate.finish_reason.name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+        raise unusable_answer(f"finish reason {candidate.finish_reason.name}")
+    text = "".join(part.text for part in candidate.content.parts if part.text)
+    if not text:
+        raise unusable_answer("empty text")
+    return text
 
 
 # The schema fields this SDK's Schema message has, by their JSON Schema names.
@@ -102,7 +134,21 @@ def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _from_api_error(exc: api_exceptions.GoogleAPICallError) -> UpstreamError:
+def _usage(metadata: Any) -> TokenUsage | None:
+    if not metadata.total_token_count:
+        return None  # Gemini reported nothing (this SDK shows a missing block as zeros)
+    # This SDK's message has no thoughtsTokenCount and drops it; with no tools in play, Gemini's
+    # total is prompt + answer + thinking, so thinking tokens are what the total has beyond the rest.
+    counted = metadata.prompt_token_count + metadata.candidates_token_count
+    return TokenUsage(
+        prompt=metadata.prompt_token_count,
+        answer=metadata.candidates_token_count,
+        thinking=max(metadata.total_token_count - counted, 0),
+        total=metadata.total_token_count,
+    )
+
+
+def _from_api_error(exc: api_exceptions.GoogleAPICallError, model: str) -> UpstreamError:
     # str(exc) names the upstream URL: log only the code and Gemini's own message.
     details = [detail for detail in (exc.details or []) if isinstance(detail, dict)]
     key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
@@ -110,6 +156,7 @@ def _from_api_error(exc: api_exceptions.GoogleAPICallError) -> UpstreamError:
     return from_status(
         exc.code or 502,
         f"gemini {exc.code}: {message}",
+        model=model,
         key_rejected=key_rejected,
         retry_after=_retry_after(details, exc.response),
     )

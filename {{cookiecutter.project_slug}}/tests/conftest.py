@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,16 +11,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from fake_gemini import FakeGemini
+from fake_gemini import GENERATES, FakeGemini
+
+from settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 # A key nobody would type by accident: tests search responses and logs for it.
 API_KEY = "test-key-7f3a9c1e5b-never-leak"
 # Short, so the timeout tests are quick; the deadline logic is the same at 30 s.
 TIMEOUT_SECONDS = 2.0
+MODEL = Settings.model_fields["gemini_model"].default
+RETIRED_MODEL = "gemini-1.5-flash"  # shut down in 2025: Gemini answers 404 NOT_FOUND for it
+EMBEDDING_MODEL = "gemini-embedding-001"  # served, but cannot generateContent
 
 
 @dataclass
@@ -65,6 +72,22 @@ def start_server(tmp_dir: Path, env: dict[str, str]) -> Server:
     raise TimeoutError(f"uvicorn did not start:\n{log_path.read_text()}")
 
 
+def server_env(fake: FakeGemini, **settings: str) -> dict[str, str]:
+    """The environment of a server that talks to `fake`, with `settings` (e.g. GEMINI_MODEL=...) on top."""
+    return {
+        "GEMINI_API_KEY": API_KEY,
+        "GEMINI_BASE_URL": fake.base_url,
+        "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+        **settings,
+    }
+
+
+def log_lines(server: Server) -> list[dict[str, Any]]:
+    """The server's JSON log lines so far (the request line is written just after the response)."""
+    time.sleep(0.2)
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
 def stop_server(server: Server) -> None:
     server.process.terminate()
     try:
@@ -75,20 +98,13 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def fake() -> Iterator[FakeGemini]:
-    with FakeGemini(api_key=API_KEY) as server:
+    with FakeGemini(api_key=API_KEY, models={MODEL: GENERATES, EMBEDDING_MODEL: ["embedContent"]}) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def server(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(
-        tmp_path_factory.mktemp("server"),
-        {
-            "GEMINI_API_KEY": API_KEY,
-            "GEMINI_BASE_URL": fake.base_url,
-            "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        },
-    )
+    running = start_server(tmp_path_factory.mktemp("server"), server_env(fake))
     yield running
     stop_server(running)
 

@@ -1,8 +1,10 @@
 """A fake Gemini API that speaks the REST wire protocol, for offline tests and benchmarks.
 
 The real SDK reaches it through GEMINI_BASE_URL. It answers
-`POST /{v1,v1beta}/models/{model}:generateContent` like Gemini does, and errors in the
-google.rpc form `{"error": {"code", "message", "status", "details"}}`.
+`POST /{v1,v1beta}/models/{model}:generateContent` and `GET /{v1,v1beta}/models/{model}` like
+Gemini does, with a `usageMetadata` block tests can set, and errors in the google.rpc form
+`{"error": {"code", "message", "status", "details"}}`. Given a set of known models, it answers any
+other id with Gemini's 404 NOT_FOUND, as Gemini does for an unknown or retired model.
 
 Tests queue one-off behaviours ("faults") with `FakeGemini.push(...)`; with nothing queued it
 answers with three sub-tasks derived from the request. Run it on its own with
@@ -23,6 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 GENERATE_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+):generateContent$")
+MODEL_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+)$")
+
+GENERATES = ["generateContent", "countTokens"]  # supportedGenerationMethods of a text model
+# What every answer says it cost, unless a test sets `FakeGemini.usage`.
+DEFAULT_USAGE = {"promptTokenCount": 57, "candidatesTokenCount": 41, "thoughtsTokenCount": 23, "totalTokenCount": 121}
 
 # Gemini's status names for the HTTP codes tests use.
 RPC_STATUS = {
@@ -62,6 +69,11 @@ class Seen:
     headers: dict[str, str]
     body: dict[str, Any]
 
+    @property
+    def generation_config(self) -> dict[str, Any]:
+        """The generation config as sent (google-genai writes camelCase, older SDKs snake_case)."""
+        return self.body.get("generationConfig") or self.body.get("generation_config") or {}
+
 
 @dataclass
 class FakeGemini:
@@ -71,6 +83,10 @@ class FakeGemini:
     port: int = 0
     latency: float = 0.0
     api_key: str | None = None  # when set, any other key gets 400 API_KEY_INVALID
+    # Known model ids and their supportedGenerationMethods; None knows every id. Others get 404 NOT_FOUND.
+    models: dict[str, list[str]] | None = None
+    usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
+    model_gets: int = 0  # models `get` calls answered (they are not in `count`, which counts generateContent)
     requests: list[Seen] = field(default_factory=list)
     record: bool = True  # benchmarks turn this off to keep memory flat
     _faults: deque[Fault] = field(default_factory=deque)
@@ -112,6 +128,8 @@ class FakeGemini:
             self.requests.clear()
             self._count = 0
             self.max_in_flight = 0
+            self.model_gets = 0
+            self.usage = dict(DEFAULT_USAGE)
 
     def start(self) -> FakeGemini:
         self._thread.start()
@@ -136,6 +154,9 @@ class FakeGemini:
         with self._lock:
             self.in_flight -= 1
 
+    def knows(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
     def _take(self, seen: Seen) -> Fault | None:
         with self._lock:
             self._count += 1
@@ -153,10 +174,35 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # keep test output quiet
 
     def do_GET(self) -> None:
+        fake = self.server_fake
+        model_path = MODEL_PATH.match(self.path.split("?", 1)[0])
         if self.path == "/_fake/stats":
-            self._send_json(200, {"requests": self.server_fake.count})
-        else:
+            self._send_json(200, {"requests": fake.count})
+        elif model_path is None:
             self._send_json(404, _error(404, "Not found."))
+        elif not self._key_accepted():
+            self._answer(Fault("bad_key"), {})
+        else:
+            with fake._lock:
+                fake.model_gets += 1
+            version, model = model_path.groups()
+            if not fake.knows(model):
+                self._send_json(404, _model_not_found(model, version))
+                return
+            methods = GENERATES if fake.models is None else fake.models[model]
+            self._send_json(200, {
+                "name": f"models/{model}",
+                "version": "001",
+                "displayName": model,
+                "inputTokenLimit": 1048576,
+                "outputTokenLimit": 65536,
+                "supportedGenerationMethods": methods,
+                "thinking": True,
+            })
+
+    def _key_accepted(self) -> bool:
+        expected = self.server_fake.api_key
+        return expected is None or self.headers.get("x-goog-api-key", "") == expected
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -175,15 +221,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {})
             return
         path = self.path.split("?", 1)[0]
-        if not GENERATE_PATH.match(path):
+        generate_path = GENERATE_PATH.match(path)
+        if not generate_path:
             self._send_json(404, _error(404, f"Path {path} not found."))
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake = self.server_fake
         fault = fake._take(Seen(path=path, headers=headers, body=body))
-        key = headers.get("x-goog-api-key", "")
-        if fake.api_key is not None and key != fake.api_key:
+        version, model = generate_path.groups()
+        if not self._key_accepted():
             fault = Fault("bad_key")
+        elif not fake.knows(model):
+            self._send_json(404, _model_not_found(model, version))
+            return
         fake._enter()
         try:
             if fake.latency:
@@ -194,16 +244,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, fault: Fault, body: dict[str, Any]) -> None:
         kind = fault.kind
+        usage = dict(self.server_fake.usage)
         if kind == "slow":
             time.sleep(fault.delay)
             kind = "ok"
         if kind == "ok":
             items = fault.items if fault.items is not None else _default_items(body)
-            self._send_json(200, _candidate(json.dumps(items)))
+            self._send_json(200, _candidate(json.dumps(items), usage))
         elif kind == "text":
-            self._send_json(200, _candidate(fault.text))
+            self._send_json(200, _candidate(fault.text, usage))
         elif kind == "truncated":
-            self._send_json(200, _candidate('[{"title": "Outline the', finish="MAX_TOKENS"))
+            self._send_json(200, _candidate('[{"title": "Outline the', usage, finish="MAX_TOKENS"))
         elif kind == "blocked":
             self._send_json(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}})
         elif kind == "empty":
@@ -254,12 +305,21 @@ def _error(code: int, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": RPC_STATUS.get(code, "UNKNOWN")}}
 
 
-def _candidate(text: str, finish: str = "STOP") -> dict[str, Any]:
+def _model_not_found(model: str, version: str) -> dict[str, Any]:
+    """Gemini's answer for a model id it does not serve, word for word."""
+    return _error(
+        404,
+        f"models/{model} is not found for API version {version}, or is not supported for generateContent. "
+        "Call ListModels to see the list of available models and their supported methods.",
+    )
+
+
+def _candidate(text: str, usage: dict[str, int], finish: str = "STOP") -> dict[str, Any]:
     return {
         "candidates": [
             {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
         ],
-        "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 40, "totalTokenCount": 60},
+        "usageMetadata": usage,
         "modelVersion": "fake",
     }
 

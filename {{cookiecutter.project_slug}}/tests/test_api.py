@@ -11,7 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, PROJECT, TIMEOUT_SECONDS, Server, free_port, start_server, stop_server
+from conftest import (
+    API_KEY,
+    PROJECT,
+    RETIRED_MODEL,
+    TIMEOUT_SECONDS,
+    Server,
+    free_port,
+    log_lines,
+    server_env,
+    start_server,
+    stop_server,
+)
 from fake_gemini import FakeGemini, Fault
 
 from settings import Settings
@@ -196,6 +207,24 @@ def test_unreachable_gemini_gets_502(tmp_path_factory: pytest.TempPathFactory, f
     assert response.json() == {"detail": "Could not reach Gemini."}
     assert_safe(response, fake)
     assert API_KEY not in server.log()
+
+
+def test_retired_model_gets_502_and_an_error_log_naming_the_setting(
+    tmp_path_factory: pytest.TempPathFactory, fake: FakeGemini
+) -> None:
+    server = start_server(tmp_path_factory.mktemp("retired"), server_env(fake, GEMINI_MODEL=RETIRED_MODEL))
+    fake.reset()
+    try:
+        response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, timeout=30)
+    finally:
+        stop_server(server)
+    assert response.status_code == 502
+    assert response.json() == {"detail": "Gemini rejected the request; check the server's model setting."}
+    assert fake.count == 1  # a model that is not served is not asked again
+    assert_safe(response, fake)
+    (error,) = [line for line in log_lines(server) if line["level"] == "ERROR"]
+    assert "GEMINI_MODEL" in error["message"]
+    assert f"GEMINI_MODEL={RETIRED_MODEL} is not served" in error["cause"]
 
 
 def test_health_check_answers_while_gemini_is_thinking(client: httpx.Client, fake: FakeGemini) -> None:

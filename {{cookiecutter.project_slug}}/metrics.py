@@ -1,0 +1,72 @@
+"""Prometheus metrics of this replica, served at `GET /metrics` (not reachable through Nginx).
+
+Each replica counts only its own requests; Prometheus scrapes every replica and adds them up.
+Label values come from short fixed sets (route templates, status codes, outcomes), never from
+what a client sends, so a scan of random paths cannot create new series.
+"""
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
+
+from schemas import TokenUsage
+
+disable_created_metrics()  # the *_created series only double what Prometheus already knows
+
+UNMATCHED = "unmatched"  # the route label shared by every path no route knows
+
+HTTP_REQUESTS = Counter(
+    "http_requests", "HTTP requests answered, by route template, method and status.", ["route", "method", "status"]
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route"],
+    # Most time is Gemini's: from a fast refusal to the end of a long, retried call.
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+GEMINI_ATTEMPTS = Counter(
+    "gemini_attempts", "Gemini calls made, by outcome: ok, or the HTTP status we answered for it.", ["outcome"]
+)
+# Their sum is Gemini's total; prompt tokens are billed at one price, answer and thinking at another.
+GEMINI_TOKENS = Counter("gemini_tokens", "Tokens Gemini reported, by kind: prompt, answer, thinking.", ["kind"])
+TOKEN_KINDS = ("prompt", "answer", "thinking")
+for kind in TOKEN_KINDS:
+    GEMINI_TOKENS.labels(kind)  # present at 0 from the start, so rates work before the first call
+GEMINI_IN_FLIGHT = Gauge("gemini_calls_in_flight", "Requests holding one of the GEMINI_MAX_CONCURRENCY slots.")
+GEMINI_MAX_CONCURRENCY = Gauge("gemini_max_concurrency", "GEMINI_MAX_CONCURRENCY: slots this replica has.")
+GEMINI_REFUSED = Counter("gemini_refused_at_cap", "Requests answered 503 because every slot stayed busy.")
+
+
+def route_of(scope: Scope) -> str:
+    """The route template a request matched ("/api/breakdown-task"), never the raw path."""
+    for route in scope["app"].router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:  # PARTIAL: the path matched, the method did not (405, CORS preflight)
+            return getattr(route, "path", UNMATCHED)
+    return UNMATCHED
+
+
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    route = route_of(scope)
+    HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+    HTTP_DURATION.labels(route).observe(seconds)
+
+
+def observe_attempt(outcome: str | int, usage: TokenUsage | None) -> None:
+    GEMINI_ATTEMPTS.labels(str(outcome)).inc()
+    if usage is not None:
+        for kind in TOKEN_KINDS:
+            GEMINI_TOKENS.labels(kind).inc(getattr(usage, kind))
+
+
+def metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

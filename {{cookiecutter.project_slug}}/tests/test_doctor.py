@@ -1,0 +1,106 @@
+"""`python doctor.py` against the fake Gemini: each check's verdict, exit status, and the key never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY, EMBEDDING_MODEL, PROJECT, RETIRED_MODEL, free_port, server_env
+from fake_gemini import FakeGemini, Fault
+
+WRONG_KEY = "wrong-key-4c8e2a-never-print"
+
+
+@pytest.fixture
+def doctor(fake: FakeGemini, tmp_path: Path):
+    """doctor(*args, **settings) -> the finished `python doctor.py` run, with the fake's settings."""
+    fake.reset()
+
+    def run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, str(PROJECT / "doctor.py"), *args],
+            cwd=tmp_path,  # no .env there: everything comes from the environment
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **server_env(fake, **settings)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        output = result.stdout + result.stderr
+        assert API_KEY not in output and WRONG_KEY not in output
+        return result
+
+    return run
+
+
+def verdicts(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The first word of each check's line: ok or FAIL."""
+    return [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+
+
+def test_all_good_exits_0_without_spending_tokens(doctor, fake: FakeGemini) -> None:
+    result = doctor()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verdicts(result) == ["ok"] * 4
+    assert "supports generateContent" in result.stdout
+    assert fake.model_gets == 1 and fake.count == 0  # a models `get`, no generateContent
+
+
+def test_rejected_key_exits_1_and_says_where_to_get_one(doctor) -> None:
+    result = doctor(GEMINI_API_KEY=WRONG_KEY)
+    assert result.returncode == 1
+    assert verdicts(result) == ["ok", "ok", "FAIL"]  # settings, reachable, key
+    assert "GEMINI_API_KEY was rejected: create a key at https://aistudio.google.com/apikey" in result.stdout
+
+
+def test_retired_model_exits_1_and_names_current_ones(doctor) -> None:
+    result = doctor(GEMINI_MODEL=RETIRED_MODEL)
+    assert result.returncode == 1
+    assert verdicts(result) == ["ok", "ok", "ok", "FAIL"]
+    assert f"{RETIRED_MODEL} is not served: set GEMINI_MODEL to one of gemini-" in result.stdout
+
+
+def test_model_that_cannot_generate_exits_1(doctor) -> None:
+    result = doctor(GEMINI_MODEL=EMBEDDING_MODEL)
+    assert result.returncode == 1
+    assert f"{EMBEDDING_MODEL} does not support generateContent: set GEMINI_MODEL" in result.stdout
+
+
+def test_unreachable_gemini_exits_1_at_the_reachability_check(doctor) -> None:
+    result = doctor(GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert result.returncode == 1
+    assert verdicts(result) == ["ok", "FAIL"]
+    assert "Gemini reachable: no usable answer from http://127.0.0.1:" in result.stdout
+    assert "check the network" in result.stdout
+
+
+def test_missing_key_fails_the_settings_check(doctor) -> None:
+    result = doctor(GEMINI_API_KEY="")
+    assert result.returncode == 1
+    assert verdicts(result) == ["FAIL"]
+    assert "GEMINI_API_KEY is not set" in result.stdout
+
+
+def test_generate_prints_the_sub_tasks_and_the_tokens(doctor, fake: FakeGemini) -> None:
+    fake.usage = {"promptTokenCount": 83, "candidatesTokenCount": 52, "thoughtsTokenCount": 19, "totalTokenCount": 154}
+    result = doctor("--generate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verdicts(result) == ["ok"] * 5
+    assert "3 sub-tasks" in result.stdout
+    assert "tokens: prompt 83, answer 52, thinking 19, total 154" in result.stdout
+    assert "- Plan: Plan a team offsite" in result.stdout  # the fake's answer, printed
+    assert fake.count == 1
+
+
+def test_generate_reports_a_failed_call(doctor, fake: FakeGemini) -> None:
+    fake.push(Fault("blocked"))  # the models `get` passes; the call's answer is blocked
+    result = doctor("--generate")
+    assert result.returncode == 1
+    assert verdicts(result)[-1] == "FAIL" and "unusable" in result.stdout
+
+
+def test_bad_usage_exits_2(doctor) -> None:
+    result = doctor("--no-such-option")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
