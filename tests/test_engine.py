@@ -199,6 +199,8 @@ def test_internal_endpoints_stay_inside_the_network(stack: Stack) -> None:
     (nginx,) = stack.containers("nginx")
     inside = exec_in(nginx.id, "wget", "-q", "-O", "-", "http://backend:8000/openapi.json").stdout
     assert json.loads(inside)["paths"]["/api/breakdown-task"]
+    metrics = exec_in(nginx.id, "wget", "-q", "-O", "-", "http://backend:8000/metrics").stdout
+    assert "http_requests_total" in metrics and "gemini_calls_in_flight" in metrics
 
 
 def test_docs_reachable_as_the_readme_says(stack: Stack) -> None:
