@@ -14,6 +14,7 @@ Rows:
   2. the same with google-generativeai (blocking SDK calls in worker threads);
   3. the stack: Nginx in front of `backend_replicas` replicas (tests/stack_harness.py; needs root);
   4. the original guide's design (bench/guide_main.py): a blocking SDK call inside `async def`.
+  5. the same stack as 3 with Docker Compose on a real Docker engine, through the published port (root).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ LABELS = {
     2: "2. generated, google-generativeai, 1 worker",
     3: "3. stack: Nginx + {replicas} replicas (google-genai)",
     4: "4. guide's design: sync SDK in async def",
+    5: "5. stack on a real Docker engine: Nginx + {replicas} replicas, published port (google-genai, Python 3.13)",
 }
+ENGINE_PYTHON = "3.13"  # a stand-in base image exists for 3.11 and 3.13 (tests/engine.py), not for 3.12
 
 
 # ---------------------------------------------------------------- processes and CPU time
@@ -329,6 +332,60 @@ def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int
     return [Measurement(**m) for m in value["points"]], value["limited"]
 
 
+def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, int]], latency: float,
+               max_concurrency: str, say: Callable[[str], None]) -> list[Measurement] | str:
+    """Row 5: the baked stack on a real Docker engine (tests/engine.py: stand-in base images, dockerd),
+    with the bake's compose.fake.yaml; wrk on the host through the published port. Returns the
+    measurements, or why it was skipped."""
+    from engine import Engine, Stack, engine_unavailable
+
+    reason = engine_unavailable()
+    if reason is not None:
+        return f"skipped: {reason}"
+    port = free_port()
+    project = bake(work, "engine", gemini_sdk="google-genai", python_version=ENGINE_PYTHON, port=str(port),
+                   backend_replicas=str(replicas), **HIGH_RATE_LIMITS)
+    (project / ".env").write_text(f"GEMINI_API_KEY={API_KEY}\nGEMINI_MAX_CONCURRENCY={max_concurrency}\n")
+    with Engine() as engine:
+        engine.standins(project)
+        stack = Stack(engine, project, env={"FAKE_GEMINI_LATENCY": str(latency)})
+        say(f"row 5: building and starting the stack ({replicas} replicas) on the Docker engine")
+        try:
+            say(f"  healthy after {stack.up():.0f} s")
+            target = Target(5, label, EngineServer(stack, f"http://127.0.0.1:{port}"))
+            fake_pid = container_pids(stack, "fake-gemini")[0]
+            return [measure(target, fake_pid, c, n, latency) for c, n in points]
+        finally:
+            stack.down()
+
+
+@dataclass
+class EngineServer:
+    """A Compose stack seen as a Server: its containers are host processes, so their CPU is readable."""
+
+    stack: Any
+    url: str
+
+    def start(self) -> None:
+        pass  # `up --wait` started it
+
+    def pids(self) -> list[int]:
+        return container_pids(self.stack, "backend")
+
+    def extra_pids(self) -> dict[str, list[int]]:
+        return {"nginx": container_pids(self.stack, "nginx")}
+
+
+def container_pids(stack: Any, service: str) -> list[int]:
+    """Host PIDs of every process in the service's containers (the init, uvicorn; nginx and its workers)."""
+    found: list[int] = []
+    for container in stack.containers(service):
+        pid = int(subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container.id],
+                                 capture_output=True, text=True, check=True).stdout)
+        found.extend(process_tree(pid))
+    return found
+
+
 def kill_leftovers(workdir: Path) -> None:
     """Stop what the stack run left behind: on Ctrl-C or SIGTERM, the harness's whole session (its command
     line names our config file); always, processes still logging into `workdir` (nginx's workers outlive a
@@ -521,7 +578,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", "-n", type=int, help="requests per row (default 3000; quick 200)")
     parser.add_argument("--baseline-requests", type=int, help="requests for row 4, which is serial (default 3 x C)")
     parser.add_argument("--latency", type=float, help="the fake Gemini's latency in seconds (default 0.2; quick 0.05)")
-    parser.add_argument("--rows", help="comma-separated rows to run (default 1,2,3,4; quick 1,2,4)")
+    parser.add_argument("--rows", help="comma-separated rows to run (default 1,2,3,4,5; quick 1,2,4)")
     parser.add_argument("--out", type=Path, help="folder for table.md, results.json, throughput.png "
                         "(default bench/results; quick: none)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds before everything is stopped")
@@ -530,7 +587,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.requests = args.requests or (200 if args.quick else 3000)
     args.baseline_requests = args.baseline_requests or 3 * args.concurrency
     args.latency = args.latency if args.latency is not None else (0.05 if args.quick else 0.2)
-    args.rows = [int(r) for r in (args.rows or ("1,2,4" if args.quick else "1,2,3,4")).split(",")]
+    args.rows = [int(r) for r in (args.rows or ("1,2,4" if args.quick else "1,2,3,4,5")).split(",")]
     if args.out is None and not args.quick:
         args.out = BENCH / "results"
     return args
@@ -630,11 +687,26 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
             stack_points, limited = stack
             for m in stack_points:
                 say(f"  row 3, C={m.concurrency}: {fmt(m.rps)} req/s, p50 {fmt(m.p50_ms)} ms, errors {m.errors}")
+    engine_points: list[Measurement] = []
+    if 5 in wanted:
+        replicas = int(json.loads((ROOT / "cookiecutter.json").read_text())["backend_replicas"])
+        label = LABELS[5].format(replicas=replicas)
+        engine = run_engine(work, label, replicas, [(C, count(5, C))], L, backend_env["GEMINI_MAX_CONCURRENCY"], say)
+        if isinstance(engine, str):
+            skipped[label] = engine
+            say(f"row 5 {engine}")
+        else:
+            engine_points = engine
+            for m in engine_points:
+                say(f"  row 5, C={m.concurrency}: {fmt(m.rps)} req/s, p50 {fmt(m.p50_ms)} ms, errors {m.errors}")
 
     rows: list[Measurement] = []
     for row in args.rows:
         if row == 3:
             rows.extend(m for m in stack_points if m.concurrency == C)
+            continue
+        if row == 5:
+            rows.extend(engine_points)
             continue
         if row not in targets_by_row:
             continue
@@ -665,6 +737,11 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
                       "baked with rate_limit_per_minute={rate_limit_per_minute} and global_rate_limit_per_minute="
                       "{global_rate_limit_per_minute}, so Nginx's limits do not throttle the benchmark; its backend CPU "
                       "is all replicas together.".format(**HIGH_RATE_LIMITS))
+    if 5 in wanted:
+        report.append("Row 5 runs the same stack with Docker Compose on this machine's Docker engine (stand-in base "
+                      f"images, Python {ENGINE_PYTHON}), the fake Gemini as a service (compose.fake.yaml), wrk on the "
+                      "host through the published port and docker-proxy (every connection comes from the network's "
+                      "gateway address); same high rate limits; CPU of the containers' processes.")
     if limited:
         report.append(f"Row 3: Nginx's limit_req answered 429, by zone (warm-up included): {limited}. Nginx counts a "
                       "burst per millisecond, so clients in step can exceed a zone's burst well under its rate.")
