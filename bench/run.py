@@ -353,7 +353,7 @@ def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, in
         try:
             say(f"  healthy after {stack.up():.0f} s")
             target = Target(5, label, EngineServer(stack, f"http://127.0.0.1:{port}"))
-            fake_pid = container_pids(stack, "fake-gemini")[0]
+            fake_pid = container_pids(stack, "fake-gemini")[-1]  # the fake itself, below the container's init
             return [measure(target, fake_pid, c, n, latency) for c, n in points]
         finally:
             stack.down()
