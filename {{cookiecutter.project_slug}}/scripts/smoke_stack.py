@@ -88,7 +88,8 @@ def smoke() -> None:
         ids.add(headers.get("X-Request-ID", headers.get("x-request-id", "")))
     replicas = {entry["upstream_addr"] for entry in access_log(ids).values()}
     expected = SPREAD_REQUESTS if SPREADS else 1
-    check(len(replicas) == expected, f"{SPREAD_REQUESTS} requests reached {len(replicas)} replicas (expected {expected})")
+    reached = f"{SPREAD_REQUESTS} requests reached {len(replicas)} replicas (expected {expected})"
+    check(len(replicas) == expected, reached)
 
 
 def main() -> int:
