@@ -20,6 +20,7 @@ Both are cached by the hash of their inputs (a label on the image; the debootstr
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -214,6 +215,19 @@ class Stack:
                 raise TimeoutError(f"backend did not reach {count} healthy replicas: {running}")
             time.sleep(0.5)
 
+    def client_addresses(self, count: int) -> list[str]:
+        """`count` addresses of this host on the stack's network, for clients that must look distinct to
+        Nginx (through the published port, docker-proxy makes every client the network's gateway)."""
+        name = self.compose("config", "--format", "json").stdout
+        network = json.loads(name)["networks"]["stack"]["name"]
+        info = json.loads(run("docker", "network", "inspect", network).stdout)[0]
+        bridge = f"br-{info['Id'][:12]}"
+        subnet = ipaddress.ip_network(info["IPAM"]["Config"][0]["Subnet"])
+        addresses = [str(subnet.network_address + 10 + i) for i in range(count)]  # below the replicas' ip_range
+        for address in addresses:  # gone with the bridge at `down`
+            run("ip", "address", "replace", f"{address}/32", "dev", bridge)
+        return addresses
+
     def logs(self, service: str) -> list[str]:
         return self.compose("logs", "--no-color", "--no-log-prefix", service).stdout.splitlines()
 
@@ -255,8 +269,9 @@ class Outcome:
 class Load:
     """`concurrency` clients POSTing tasks back to back until stop(); each outcome is recorded."""
 
-    def __init__(self, url: str, concurrency: int = 16, timeout: float = 60) -> None:
+    def __init__(self, url: str, concurrency: int = 16, timeout: float = 60, sources: list[str] | None = None) -> None:
         self.url = url
+        self._sources = sources or []
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -277,7 +292,9 @@ class Load:
         return self.outcomes
 
     def _client(self, index: int, timeout: float) -> None:
-        with httpx.Client(timeout=timeout) as client:
+        source = self._sources[index % len(self._sources)] if self._sources else None
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        with httpx.Client(timeout=timeout, transport=transport) as client:
             n = 0
             while not self._stop.is_set():
                 n += 1

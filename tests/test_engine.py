@@ -284,6 +284,7 @@ def test_a_stop_under_light_traffic_stalls_and_loses_nothing(stack: Stack) -> No
           file=sys.stderr)  # fmt: skip
     assert [o for o in outcomes if o.status != 200] == []
     assert stalls_and_losses(stack, since) == []
+    print(f"{time.strftime('%H:%M:%S', time.gmtime())} start {replicas[0].name} again", file=sys.stderr)
     run("docker", "start", replicas[0].id)
     stack.wait_healthy(3)
 
@@ -296,11 +297,17 @@ def test_zero_failed_requests_while_scaling_restarting_and_stopping(stack: Stack
 
     def step(name: str, action: Any) -> None:
         start = time.monotonic()
+        print(f"\n{time.strftime('%H:%M:%S', time.gmtime())} {name}", file=sys.stderr)
         action()
         steps.append((name, start, time.monotonic()))
         time.sleep(2)
 
-    with Load(API, concurrency=16) as load:
+    # Straight to Nginx from 16 addresses of this host: Nginx counts a client's burst per millisecond, and
+    # through the published port all 16 would be one client (the gateway) firing in step, so now and then
+    # one got Nginx's 429 however high the baked rate. That is the limiter doing its job, not a lost request.
+    (nginx,) = stack.containers("nginx")
+    api = f"http://{nginx.address}:8080/api/breakdown-task"
+    with Load(api, concurrency=16, sources=stack.client_addresses(16)) as load:
         time.sleep(2)
         step("scale 3 -> 5", lambda: stack.compose("up", "--detach", "--no-recreate", "--wait", "--scale", "backend=5"))
         step("scale 5 -> 2", lambda: stack.compose("up", "--detach", "--no-recreate", "--wait", "--scale", "backend=2"))
@@ -325,9 +332,13 @@ def test_zero_failed_requests_while_scaling_restarting_and_stopping(stack: Stack
         "steps: " + ", ".join(f"{name} {end - start:.1f} s" for name, start, end in steps)
     )
     print(report, file=sys.stderr)
+    for line in stalls_and_losses(stack, since):
+        print(f"  {line[:20]} {line.split('upstream: ')[-1][:60]}", file=sys.stderr)
     assert not failed, f"{len(failed)} failed, e.g. {failed[:5]}\n{report}"
-    # Not asserted here (it is under light traffic, above): in one run of many, a few requests of a
-    # restart waited the 1 s connect timeout before nginx re-sent them; they were answered all the same.
+    # Connect-timeout waits are reported, not asserted (they are, under light traffic, above): a replica
+    # that scaling or a restart has just started is in Docker's DNS ~0.3 s before its address answers, and
+    # a request nginx sends there in that moment waits proxy_connect_timeout (300 ms) once, then goes to
+    # another replica. Seen in about one run of three, a handful of requests, all answered.
     assert not [line for line in stalls_and_losses(stack, since) if "no live upstreams" in line]
     assert len(during) > 16 * len(steps), "the load ran during every operation"
     assert all(len(e["upstream_addr"].split(",")) <= 3 for e in resent), "re-sending is bounded"

@@ -185,7 +185,14 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, field: str, value: 
     out = tmp_path / "out"
     out.mkdir()
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cookiecutter"), "--no-input", "-o", str(out), str(ROOT), f"{field}={value}"],
+        [
+            str(Path(sys.executable).parent / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(out),
+            str(ROOT),
+            f"{field}={value}",
+        ],
         check=False,
         cwd=tmp_path,
         capture_output=True,

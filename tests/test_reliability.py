@@ -147,13 +147,20 @@ def test_schemathesis_finds_no_undocumented_answer(bake: Callable[..., Path], tm
         with backend(project, tmp_path / "backend.log", env) as app:
             run = subprocess.run(
                 [
-                    str(TOOLS / "st"), "run", f"{app.url}/openapi.json",
-                    "--checks", "all",
-                    "--max-examples", "200",
+                    str(TOOLS / "st"),
+                    "run",
+                    f"{app.url}/openapi.json",
+                    "--checks",
+                    "all",
+                    "--max-examples",
+                    "200",
                     "--continue-on-failure",
-                    "--generation-database", "none",  # no .hypothesis folder left anywhere
-                    "--request-timeout", "30",
-                    "--workers", "1",
+                    "--generation-database",
+                    "none",  # no .hypothesis folder left anywhere
+                    "--request-timeout",
+                    "30",
+                    "--workers",
+                    "1",
                     "--no-color",
                 ],
                 check=False,
@@ -171,9 +178,7 @@ def test_schemathesis_finds_no_undocumented_answer(bake: Callable[..., Path], tm
 # --- 2. graceful shutdown ------------------------------------------------------------------------
 
 
-def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(
-    bake: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(bake: Callable[..., Path], tmp_path: Path) -> None:
     project = bake()
     fake_gemini = load_fake(project)
     in_flight = 10
@@ -181,8 +186,10 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(
         gate = hold_gemini(fake)
         env = clean_env(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.base_url)
         # The same graceful-shutdown window the Dockerfile gives uvicorn.
-        with backend(project, tmp_path / "backend.log", env, "--timeout-graceful-shutdown", "20") as app, \
-                ThreadPoolExecutor(in_flight) as pool:
+        with (
+            backend(project, tmp_path / "backend.log", env, "--timeout-graceful-shutdown", "20") as app,
+            ThreadPoolExecutor(in_flight) as pool,
+        ):
             futures = [pool.submit(post_task, app.url, f"task {i}") for i in range(in_flight)]
             try:
                 wait_until(lambda: fake.count == in_flight, f"{in_flight} calls to reach Gemini")
@@ -219,13 +226,9 @@ def test_concurrency_cap_answers_503_instead_of_queueing(bake: Callable[..., Pat
     cap, total = 2, 6
     with fake_gemini.FakeGemini(latency=0.0) as fake:
         gate = hold_gemini(fake)  # the first `cap` calls stay at Gemini until the others gave up
-        env = clean_env(
-            GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.base_url, GEMINI_MAX_CONCURRENCY=str(cap)
-        )
+        env = clean_env(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.base_url, GEMINI_MAX_CONCURRENCY=str(cap))
         with backend(project, tmp_path / "backend.log", env) as app, ThreadPoolExecutor(total) as pool:
-            futures: list[Future[httpx.Response]] = [
-                pool.submit(post_task, app.url, f"task {i}") for i in range(total)
-            ]
+            futures: list[Future[httpx.Response]] = [pool.submit(post_task, app.url, f"task {i}") for i in range(total)]
             try:
                 wait_until(lambda: sum(f.done() for f in futures) == total - cap, "the over-cap requests")
                 calls_while_full = fake.count
@@ -286,8 +289,11 @@ def exercise(url: str, fake: Any, fake_gemini: ModuleType) -> list[httpx.Respons
         responses.append(client.post(api, content=b"\xff\xfe", headers={"Content-Type": "application/json"}))
         responses.append(client.get(api))
         for allowed in (origin, "http://evil.example"):
-            preflight = {"Origin": allowed, "Access-Control-Request-Method": "POST",
-                         "Access-Control-Request-Headers": "content-type"}
+            preflight = {
+                "Origin": allowed,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            }
             responses.append(client.options(api, headers=preflight))
         for spec, copies in FAULTS:
             fake.push(*[fake_gemini.Fault(**spec) for _ in range(copies)])
@@ -341,8 +347,11 @@ def test_api_key_never_leaves_the_server_except_to_gemini(
         for path in project.rglob("*")
         if path.is_file() and path.name != ".env" and leaked(path.read_bytes())
     ]
-    leaks += [f"response {r.request.method} {r.request.url.path} -> {r.status_code}"
-              for r in responses if leaked(serialized(r))]
+    leaks += [
+        f"response {r.request.method} {r.request.url.path} -> {r.status_code}"
+        for r in responses
+        if leaked(serialized(r))
+    ]
     leaks += [f"log line: {line[:300]}" for line in log.splitlines() if leaked(line.encode())]
     assert not leaks, leaks
 
@@ -418,7 +427,12 @@ def test_hostile_slug_aimed_at_an_existing_folder_is_refused_by_name(tmp_path: P
     for extra in ([], ["-f"]):
         run = subprocess.run(
             [str(TOOLS / "cookiecutter"), "--no-input", *extra, "-o", str(out), str(ROOT), "project_slug=../escape"],
-            check=False, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+            check=False,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(tmp_path)},
         )
         assert run.returncode != 0
         assert_one_line_naming(run.stderr + run.stdout, "project_slug")
@@ -428,8 +442,12 @@ def test_hostile_slug_aimed_at_an_existing_folder_is_refused_by_name(tmp_path: P
 
 @pytest.mark.parametrize(("field", "value"), HOSTILE, ids=HOSTILE_IDS)
 def test_hostile_answer_is_refused_by_pytest_cookies(
-    cookies: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    field: str, value: str,
+    cookies: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    field: str,
+    value: str,
 ) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -586,8 +604,7 @@ def test_api_key_never_leaves_the_stack_except_to_gemini(stack_runner: Callable[
     # Everything the stack wrote: nginx's access and error logs, every replica's log, nginx's prefix
     # folder, dnsmasq's log. Not the harness's own config (it hands the key over) nor the fake's log.
     written = [
-        path for path in tmp_path.rglob("*")
-        if path.is_file() and path.name not in ("stack-config.json", "fake.log")
+        path for path in tmp_path.rglob("*") if path.is_file() and path.name not in ("stack-config.json", "fake.log")
     ]
     assert {"nginx.access.log", "nginx.error.log", "replica-0.log", "replica-2.log"} <= {p.name for p in written}
     leaks = [str(path) for path in written if any(piece.encode() in path.read_bytes() for piece in pieces)]
@@ -596,7 +613,9 @@ def test_api_key_never_leaves_the_stack_except_to_gemini(stack_runner: Callable[
 
 
 STACK_FAULTS: list[tuple[dict[str, Any], int]] = [
-    (spec, copies) for spec, copies in FAULTS if spec["kind"] != "slow"  # 30 s deadline here: too slow
+    (spec, copies)
+    for spec, copies in FAULTS
+    if spec["kind"] != "slow"  # 30 s deadline here: too slow
 ]
 
 
@@ -612,10 +631,15 @@ def scenario_every_kind_of_request(stack: Any, args: Any) -> list[dict[str, Any]
     api = "/api/breakdown-task"
     for body in ({"title": "Plan a trip"}, {}, {"title": "x", "extra": 1}, {"title": "y" * 20_000}):
         replies.append(record(stack.client(next(sources)).post(api, json=body)))
-    replies.append(record(stack.client(next(sources)).post(api, content=b"{no", headers={"Content-Type": "application/json"})))
+    replies.append(
+        record(stack.client(next(sources)).post(api, content=b"{no", headers={"Content-Type": "application/json"}))
+    )
     for origin in ("http://localhost:5173", "http://evil.example"):
-        preflight = {"Origin": origin, "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "content-type"}
+        preflight = {
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }
         replies.append(record(stack.client(next(sources)).options(api, headers=preflight)))
     for spec, copies in STACK_FAULTS:
         stack.fake_push([spec] * copies)

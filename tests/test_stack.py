@@ -104,7 +104,7 @@ def test_nginx_conf_renders_the_answers(bake: Any, answers: dict[str, str]) -> N
     assert not any("http_" in d for d in directives if d.startswith("proxy_next_upstream"))
     assert "proxy_next_upstream_tries 3;" in directives
     assert "proxy_next_upstream_timeout 5s;" in directives
-    assert "proxy_connect_timeout 1s;" in directives
+    assert "proxy_connect_timeout 300ms;" in directives
     # Only the API is proxied; everything else is answered by nginx itself.
     assert [d for d in directives if d.startswith("proxy_pass")] == ["proxy_pass http://backend;"]
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in directives
