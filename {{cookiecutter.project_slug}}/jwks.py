@@ -18,7 +18,7 @@ from jwt import PyJWK, PyJWKClient, PyJWTError
 logger = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 3600.0  # then fetched again (Firebase asks to cache its App Check keys 6 h at most)
-MIN_FETCH_INTERVAL_SECONDS = 10.0
+MIN_FETCH_INTERVAL_SECONDS = 5.0
 FETCH_TIMEOUT_SECONDS = 5.0
 
 
