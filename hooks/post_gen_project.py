@@ -1,10 +1,22 @@
-"""Keep the Gemini adapter of the chosen SDK as gemini_client.py and drop the other one."""
+"""Keep the files the answers call for, as conditional_files.json (rendered with the project) declares.
 
-import shutil
+The manifest is the one place that says which file exists under which answer: the SDK adapter that
+becomes gemini_client.py, and the caller check's modules and tests. This hook only carries it out.
+Standard library only.
+"""
+
+import json
 from pathlib import Path
 
-SDK = "{{ cookiecutter.gemini_sdk }}"
+MANIFEST = Path("conditional_files.json")
 
-adapters = Path("_sdk")
-(adapters / f"{SDK.replace('-', '_')}.py").rename("gemini_client.py")
-shutil.rmtree(adapters)
+manifest = json.loads(MANIFEST.read_text())
+for entry in manifest["files"]:
+    path = Path(entry["path"])
+    if not entry["keep"]:
+        path.unlink()
+    elif "as" in entry:
+        path.rename(entry["as"])
+for folder in manifest["emptied"]:
+    Path(folder).rmdir()  # fails loudly if the manifest forgot a file in it
+MANIFEST.unlink()

@@ -17,6 +17,10 @@ ANSWERS = {
     "gemini_model": {{ cookiecutter.gemini_model | string | tojson }},
     "gemini_timeout_seconds": {{ cookiecutter.gemini_timeout_seconds | string | tojson }},
     "allowed_origins": {{ cookiecutter.allowed_origins | string | tojson }},
+    "caller_check": {{ cookiecutter.caller_check | string | tojson }},
+    "firebase_project_number": {{ cookiecutter.firebase_project_number | string | tojson }},
+    "oidc_issuer": {{ cookiecutter.oidc_issuer | string | tojson }},
+    "oidc_audience": {{ cookiecutter.oidc_audience | string | tojson }},
 }
 
 # Text that ends up in Python strings, YAML and Markdown: printable, no quotes or backslashes.
@@ -48,6 +52,20 @@ def origins() -> str | None:
     return None
 
 
+def required_by(field: str, mode: str, rule: str, check: "re.Pattern[str]") -> str | None:
+    """A caller_check answer: required (and checked) in its own mode, left empty in the others."""
+    value = ANSWERS[field]
+    if ANSWERS["caller_check"] == mode:
+        return None if check.fullmatch(value) else f"is required with caller_check={mode} and must be {rule}"
+    return None if value == "" else f"must be empty unless caller_check={mode}"
+
+
+# An issuer is compared with the token's `iss` character for character, and its discovery document is
+# found at <issuer>/.well-known/openid-configuration: a plain https URL, no query, no trailing slash.
+ISSUER = re.compile(r"https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&*+,;=:@-]+)*")
+AUDIENCE = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
+
+
 CHECKS = {
     "project_name": lambda: text("project_name", 80),
     "project_slug": lambda: None
@@ -63,6 +81,16 @@ CHECKS = {
     else "must be a Gemini model id such as gemini-3.5-flash-lite (lowercase letters, digits, '.' and '-')",
     "gemini_timeout_seconds": lambda: integer("gemini_timeout_seconds", 1, 300),
     "allowed_origins": origins,
+    # caller_check itself is a choice: cookiecutter refuses other values before this hook runs.
+    "firebase_project_number": lambda: required_by(
+        "firebase_project_number", "firebase_app_check", "the project's number (digits, 1-20)", re.compile(r"[0-9]{1,20}")
+    ),
+    "oidc_issuer": lambda: required_by(
+        "oidc_issuer", "oidc", "an https:// URL without query or trailing slash, e.g. https://accounts.google.com", ISSUER
+    ),
+    "oidc_audience": lambda: required_by(
+        "oidc_audience", "oidc", "1-200 letters, digits or . _ : / @ -, e.g. your OAuth client id", AUDIENCE
+    ),
 }
 
 

@@ -555,3 +555,104 @@ def test_a_backend_that_never_answers_times_out_with_a_message(stack: dict[str, 
     result = stack["browser"].visit(f"{stack['allowed']}/hang/?title=Anything", fastForwardMs=61_000)
     assert result["state"] == "error", result
     assert "did not answer within 60 seconds" in result["text"], result["text"]
+
+
+# --- In Chromium, with a caller check: the page sends the proof through setCallerTokenProvider -------
+
+CALLER_MODES = {
+    "firebase_app_check": {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"},
+    "oidc": {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/my-project",
+             "oidc_audience": "my-project"},
+}
+
+
+@pytest.fixture(scope="module", params=CALLER_MODES, ids=CALLER_MODES.keys())
+def caller_stack(
+    request: pytest.FixtureRequest, node_tools: Path, bake: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A bake with a caller check, its backend trusting the bake's own test JWKS server (tests/caller_keys.py,
+    real keys made on the spot), and the patched app's page served from an allowed origin."""
+    tmp = tmp_path_factory.mktemp(f"caller-{request.param}")
+    site = tmp / "site"
+    site.mkdir()
+    page_server = serve(site, free_port())
+    origin = f"http://127.0.0.1:{page_server.server_address[1]}"
+    project = bake(allowed_origins=origin, **CALLER_MODES[request.param])
+    venv = project_venv(project, "3.12")
+    python = str(venv / "bin" / "python")
+    app = fresh_app(tmp)
+    assert patch(project, app, "--apply").returncode == 0
+    shutil.copy(NODE / "page_entry.ts", app / "e2e-entry.ts")
+    backend_port = free_port()
+    build_page(app, site, "real", f"http://127.0.0.1:{backend_port}")
+
+    processes: list[subprocess.Popen[str]] = []
+    browser = None
+    fake = load_fake_gemini(project).FakeGemini(host="127.0.0.1", port=0).start()
+    try:
+        keys = subprocess.Popen(
+            [python, "tests/caller_keys.py"], cwd=project, stdout=subprocess.PIPE, text=True
+        )
+        processes.append(keys)
+        assert keys.stdout is not None
+        ready = json.loads(keys.stdout.readline())  # the JWKS server's settings and a valid token
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_"))}
+        env |= {"GEMINI_API_KEY": "server-side-test-key", "GEMINI_BASE_URL": fake.base_url, **ready["settings"]}
+        log = tmp / "backend.log"
+        with log.open("w") as log_file:
+            backend = subprocess.Popen(
+                [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(backend_port)],
+                cwd=project, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        processes.append(backend)
+        wait_for_http(f"http://127.0.0.1:{backend_port}/healthz", timeout=60, process=backend)
+        browser = Browser()
+        token = next(iter(ready["headers"].values())).removeprefix("Bearer ")
+        yield {"origin": origin, "fake": fake, "log": log, "browser": browser, "token": token}
+    finally:
+        if browser is not None:
+            browser.close()
+        page_server.shutdown()
+        page_server.server_close()
+        for process in reversed(processes):
+            stop_process(process)
+        fake.stop()
+
+
+def test_the_page_sends_the_token_and_gets_suggestions(caller_stack: dict[str, Any]) -> None:
+    fake, browser, log = caller_stack["fake"], caller_stack["browser"], caller_stack["log"]
+    before, preflights = fake.count, api_requests(log, "OPTIONS")
+    url = f"{caller_stack['origin']}/real/?title=Plan+the+launch&token={caller_stack['token']}"
+    result = browser.visit(url)
+    assert result["state"] == "ok", result
+    assert 2 <= len(json.loads(result["text"])) <= 5
+    assert fake.count == before + 1
+    # The proof header is not CORS-safelisted: the browser asked first, and the backend admitted it.
+    assert api_requests(log, "OPTIONS") == preflights + 1
+
+
+def test_without_a_provider_the_page_shows_the_401(caller_stack: dict[str, Any]) -> None:
+    fake, browser = caller_stack["fake"], caller_stack["browser"]
+    before = fake.count
+    result = browser.visit(f"{caller_stack['origin']}/real/?title=Plan+the+launch")
+    assert result["state"] == "error", result
+    assert "The AI service refused this request (HTTP 401" in result["text"], result["text"]
+    assert "token" in result["text"].lower()  # the backend's reason: a token is missing
+    assert fake.count == before
+
+
+@pytest.mark.parametrize("mode", CALLER_MODES)
+def test_service_with_a_caller_check_compiles_strict(
+    node_tools: Path, bake: Callable[..., Path], tmp_path: Path, mode: str
+) -> None:
+    project = bake(**CALLER_MODES[mode])
+    result = service_against(tmp_path, project, (FIXTURE / "types.ts").read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Typed: a provider that gives a number is an error.
+    wrong = tmp_path / "wrong.ts"
+    wrong.write_text(
+        "import { setCallerTokenProvider } from './services/geminiService';\n"
+        "setCallerTokenProvider(async () => 42);\n"
+    )
+    result = tsc(tmp_path, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "wrong.ts")
+    assert result.returncode != 0 and "wrong.ts" in result.stdout, result.stdout

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from helpers import ROOT, find_python, project_venv, unrendered_markers
 
+APP_CHECK = {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"}
+OIDC = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/my-project", "oidc_audience": "my-project"}
 SUPPORTED: list[dict[str, str]] = [
     {},
     {"gemini_sdk": "google-generativeai"},
@@ -40,6 +42,8 @@ SUPPORTED: list[dict[str, str]] = [
     {"gemini_thinking_level": ""},
     {"gemini_timeout_seconds": "90"},
     {"project_name": "Planner API", "description": "Plans things."},
+    APP_CHECK,
+    OIDC,
 ]
 
 # The bake's own suite runs once per distinct set of pins (SDK x Python), plus the bakes whose
@@ -50,7 +54,13 @@ INNER_SUITES: list[dict[str, str]] = [
     {"python_version": "3.13"},
     {"python_version": "3.11"},
     {"allowed_origins": "https://tasks.example.com,http://127.0.0.1:4173"},
+    APP_CHECK,
+    OIDC,
 ]
+
+# What only a caller check brings: with caller_check=none none of it may be in the bake.
+CALLER_FILES = ["caller_check.py", "jwks.py", "token_check.py", "tests/caller_keys.py", "tests/test_caller_check.py"]
+VERIFICATION_WORDS = re.compile(r"jwt|jwks|X-Firebase-AppCheck|Bearer|caller_check|CallerCheck", re.IGNORECASE)
 
 
 def answers_id(answers: dict[str, str]) -> str:
@@ -68,6 +78,7 @@ def rendered(answers: dict[str, str]) -> dict[str, str]:
         "allowed_origins": "http://localhost:5173,http://localhost:3000",
         "gemini_timeout_seconds": "30",
         "project_name": "AI Task Manager Backend",
+        "caller_check": "none",
     }
     values.update(answers)
     if "project_name" in answers:
@@ -112,6 +123,40 @@ def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
     assert f"\nGEMINI_MODEL={want['gemini_model']}\n" in env_example
     assert f"\nGEMINI_THINKING_LEVEL={want['gemini_thinking_level']}\n" in env_example
     assert re.search(r"^prometheus-client==[0-9.]+$", requirements, re.MULTILINE)  # GET /metrics
+    assert not (project / "conditional_files.json").exists() and not (project / "_caller").exists()
+    assert_caller_check(project, want, settings, requirements, env_example)
+
+
+def assert_caller_check(project: Path, want: dict[str, str], settings: str, requirements: str, env: str) -> None:
+    mode = want["caller_check"]
+    if mode == "none":
+        assert [name for name in CALLER_FILES if (project / name).exists()] == []
+        code = [path for path in project.rglob("*.py") if VERIFICATION_WORDS.search(path.read_text())]
+        assert code == [], "verification code in a bake that asks for none"
+        assert not re.search(r"(?i)^(pyjwt|cryptography|joserfc|authlib)", requirements, re.MULTILINE)
+        assert "APP_CHECK_" not in env and "OIDC_" not in env
+        assert "setCallerTokenProvider" not in (project / "frontend" / "services" / "geminiService.ts").read_text()
+        return
+    assert [name for name in CALLER_FILES if not (project / name).is_file()] == []
+    assert re.search(r"^PyJWT==[0-9.]+$", requirements, re.MULTILINE)
+    assert re.search(r"^cryptography==[0-9.]+$", requirements, re.MULTILINE)
+    caller = (project / "caller_check.py").read_text()
+    service = (project / "frontend" / "services" / "geminiService.ts").read_text()
+    assert "export const setCallerTokenProvider" in service
+    assert not re.search(r"""(?im)^\s*import\b.*['"]firebase|import\(\s*['"]firebase""", service)  # the app wires it
+    if mode == "firebase_app_check":
+        assert 'HEADER = "X-Firebase-AppCheck"' in caller
+        assert f'app_check_project_number: str = Field(default="{want["firebase_project_number"]}"' in settings
+        for name in ("APP_CHECK_PROJECT_NUMBER", "APP_CHECK_JWKS_URL", "APP_CHECK_APP_IDS"):
+            assert f"{name}=" in env, name
+        assert "X-Firebase-AppCheck" in service
+    else:
+        assert 'HEADER = "Authorization"' in caller
+        assert f'oidc_issuer: str = "{want["oidc_issuer"]}"' in settings
+        assert f'oidc_audience: str = Field(default="{want["oidc_audience"]}"' in settings
+        for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
+            assert f"{name}=" in env, name
+        assert "Bearer" in service
 
 
 @pytest.mark.parametrize("answers", SUPPORTED, ids=answers_id)
@@ -149,7 +194,8 @@ def test_bake_passes_its_own_tests(bake: Any, answers: dict[str, str]) -> None:
     assert re.search(r"\b([4-9][0-9]|[1-9][0-9]{2}) passed\b", result.stdout), result.stdout[-2000:]  # it really ran
 
 
-UNSUPPORTED: list[tuple[str, str]] = [
+APP = {"caller_check": "firebase_app_check"}
+UNSUPPORTED: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = [
     ("project_slug", "1backend"),
     ("project_slug", "My Backend"),
     ("project_slug", "back/end"),
@@ -177,22 +223,28 @@ UNSUPPORTED: list[tuple[str, str]] = [
     ("allowed_origins", "http://localhost:5173,"),
     ("allowed_origins", "http://localhost:99999"),
     ("allowed_origins", "https://user@example.com"),
+    ("firebase_project_number", "", APP),
+    ("firebase_project_number", "my-project", APP),
+    ("firebase_project_number", "123456789012", {}),  # an answer that would silently do nothing
+    ("oidc_issuer", "", {"caller_check": "oidc", "oidc_audience": "my-project"}),
+    ("oidc_issuer", "http://accounts.google.com", {"caller_check": "oidc", "oidc_audience": "my-project"}),
+    ("oidc_issuer", "https://accounts.google.com/", {"caller_check": "oidc", "oidc_audience": "my-project"}),
+    ("oidc_issuer", "https://accounts.google.com?x=1", {"caller_check": "oidc", "oidc_audience": "my-project"}),
+    ("oidc_audience", "", {"caller_check": "oidc", "oidc_issuer": "https://accounts.google.com"}),
+    ("oidc_audience", "my project", {"caller_check": "oidc", "oidc_issuer": "https://accounts.google.com"}),
+    ("oidc_issuer", "https://accounts.google.com", APP | {"firebase_project_number": "123"}),
 ]
 
 
-@pytest.mark.parametrize("field, value", UNSUPPORTED, ids=[f"{f}={v!r}" for f, v in UNSUPPORTED])
-def test_unsupported_answer_stops_generation(tmp_path: Path, field: str, value: str) -> None:
+@pytest.mark.parametrize("case", UNSUPPORTED, ids=[f"{c[0]}={c[1]!r}{'+' if c[2:] else ''}" for c in UNSUPPORTED])
+def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ...]) -> None:
+    field, value, *others = case
+    extra = [f"{name}={answer}" for name, answer in (others[0] if others else {}).items()]
     out = tmp_path / "out"
     out.mkdir()
     result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "cookiecutter"),
-            "--no-input",
-            "-o",
-            str(out),
-            str(ROOT),
-            f"{field}={value}",
-        ],
+        [str(Path(sys.executable).parent / "cookiecutter"), "--no-input", "-o", str(out), str(ROOT), *extra,
+         f"{field}={value}"],
         check=False,
         cwd=tmp_path,
         capture_output=True,
@@ -207,8 +259,9 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, field: str, value: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_invalid_choice_is_refused(cookies: Any) -> None:
-    result = cookies.bake(extra_context={"gemini_sdk": "openai"}, template=str(ROOT))
+@pytest.mark.parametrize("answers", [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}], ids=answers_id)
+def test_invalid_choice_is_refused(cookies: Any, answers: dict[str, str]) -> None:
+    result = cookies.bake(extra_context=answers, template=str(ROOT))
     assert result.exit_code != 0
     assert result.project_path is None or not Path(result.project_path).exists()
 

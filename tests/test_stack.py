@@ -319,7 +319,49 @@ def test_failover_and_replicas_end_to_end(bake: Any, tmp_path: Path, namespace_s
     assert moved["nginx_never_restarted"], "the same nginx process, never reloaded"
 
 
+@pytest.mark.root
+def test_refused_callers_cost_no_gemini_call_and_count_against_the_limit(
+    bake: Any, tmp_path: Path, namespace_stack: None
+) -> None:
+    answers = {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012",
+               "rate_limit_per_minute": "30", "global_rate_limit_per_minute": "600"}  # fmt: skip
+    result = run(bake, tmp_path, "scenario_refused_callers", answers, replicas=2, timeout=240)
+    statuses = result["statuses"]
+    assert statuses[:11] == [401] * 11, statuses  # the backend refused each: a burst of 10 after the first
+    assert set(statuses[11:]) == {429}, statuses  # then Nginx's per-client limit, refusals counted
+    assert result["body_401"] == {"detail": "Missing or invalid App Check token."}
+    assert result["backend_401_lines"] == 11, "every 401 came from a replica, not from Nginx"
+    assert result["other_client"] == 401, "another address keeps its own allowance"
+    assert result["gemini_calls"] == 0
+
+
 # -- scenarios: these run inside the namespace
+
+
+def scenario_refused_callers(stack: Stack, args: Any) -> dict[str, Any]:
+    # No token, then tokens that are not even JWTs: refused before any key is needed.
+    replies = [
+        stack.post_task(f"Task {i}", source="127.0.20.2", headers={"X-Firebase-AppCheck": "not-a-jwt"} if i % 2 else None)
+        for i in range(20)
+    ]
+    other = stack.post_task("Mine", source="127.0.20.3")
+    ids = {r.headers["x-request-id"] for r in replies if r.status == 401}
+    stack.wait_until(
+        lambda: ids <= {line.get("request_id") for r in stack.replicas for line in stack.replica_log(r.index)},
+        10,
+        "the replicas' log lines",
+    )
+    lines = [line for r in stack.replicas for line in stack.replica_log(r.index)]
+    return {
+        "statuses": [r.status for r in replies],
+        "body_401": next((r.body for r in replies if r.status == 401), None),
+        "backend_401_lines": sum(
+            1 for line in lines if line.get("message") == "request" and line.get("status") == 401
+            and line.get("request_id") in ids
+        ),
+        "other_client": other.status,
+        "gemini_calls": stack.fake_stats()["requests"],
+    }
 
 
 def _wait_for_line(stack: Stack, request_id: str) -> tuple[int, dict[str, Any]]:

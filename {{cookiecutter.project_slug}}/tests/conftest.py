@@ -15,9 +15,23 @@ from typing import Any
 
 import httpx
 import pytest
+{%- if cookiecutter.caller_check != "none" %}
+from caller_keys import session_caller
+{%- endif %}
 from fake_gemini import GENERATES, FakeGemini
 
 from settings import Settings
+
+{%- if cookiecutter.caller_check != "none" %}
+
+# The API refuses callers without proof (caller_check.py). The tests' requests carry a valid token signed
+# by a test key, which every server they start finds at a local JWKS server (tests/caller_keys.py).
+CALLER_SETTINGS, PROOF = session_caller()
+{%- else %}
+
+CALLER_SETTINGS: dict[str, str] = {}
+PROOF: dict[str, str] = {}  # headers every API request carries: the API asks no proof of its callers
+{%- endif %}
 
 PROJECT = Path(__file__).resolve().parent.parent
 # A key nobody would type by accident: tests search responses and logs for it.
@@ -49,7 +63,8 @@ def start_server(tmp_dir: Path, env: dict[str, str]) -> Server:
     """Run `uvicorn main:app` as the Dockerfile does, and wait until it answers."""
     port = free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_"))}
+    prefixes = ("GEMINI_", "ALLOWED_", "APP_CHECK_", "OIDC_")
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     full_env.update(env)
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
@@ -78,6 +93,7 @@ def server_env(fake: FakeGemini, **settings: str) -> dict[str, str]:
         "GEMINI_API_KEY": API_KEY,
         "GEMINI_BASE_URL": fake.base_url,
         "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+        **CALLER_SETTINGS,
         **settings,
     }
 
@@ -112,5 +128,5 @@ def server(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture
 def client(server: Server, fake: FakeGemini) -> Iterator[httpx.Client]:
     fake.reset()  # each test starts with no queued faults and no recorded requests
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=PROOF) as http:
         yield http

@@ -13,7 +13,9 @@ import httpx
 import pytest
 from conftest import (
     API_KEY,
+    CALLER_SETTINGS,
     PROJECT,
+    PROOF,
     RETIRED_MODEL,
     TIMEOUT_SECONDS,
     Server,
@@ -197,10 +199,10 @@ def test_unreachable_gemini_gets_502(tmp_path_factory: pytest.TempPathFactory, f
     nowhere = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     server = start_server(
         tmp_path_factory.mktemp("unreachable"),
-        {"GEMINI_API_KEY": API_KEY, "GEMINI_BASE_URL": nowhere, "GEMINI_TIMEOUT_SECONDS": "5"},
+        {"GEMINI_API_KEY": API_KEY, "GEMINI_BASE_URL": nowhere, "GEMINI_TIMEOUT_SECONDS": "5", **CALLER_SETTINGS},
     )
     try:
-        response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, timeout=30)
+        response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, headers=PROOF, timeout=30)
     finally:
         stop_server(server)
     assert response.status_code == 502
@@ -215,7 +217,7 @@ def test_retired_model_gets_502_and_an_error_log_naming_the_setting(
     server = start_server(tmp_path_factory.mktemp("retired"), server_env(fake, GEMINI_MODEL=RETIRED_MODEL))
     fake.reset()
     try:
-        response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, timeout=30)
+        response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, headers=PROOF, timeout=30)
     finally:
         stop_server(server)
     assert response.status_code == 502

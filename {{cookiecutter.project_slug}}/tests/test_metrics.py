@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, server_env, start_server, stop_server
+from conftest import API_KEY, PROOF, Server, server_env, start_server, stop_server
 from fake_gemini import DEFAULT_USAGE, FakeGemini, Fault
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,7 +87,7 @@ def capped_server(fake: FakeGemini, tmp_path: Path) -> Iterator[Server]:
 
 
 def test_calls_in_flight_against_the_cap_and_refusals(capped_server: Server, fake: FakeGemini) -> None:
-    with httpx.Client(base_url=capped_server.url, timeout=30) as client:
+    with httpx.Client(base_url=capped_server.url, timeout=30, headers=PROOF) as client:
         before = scrape(client)
         assert value(before, "gemini_max_concurrency") == 2
         assert value(before, "gemini_calls_in_flight") == 0

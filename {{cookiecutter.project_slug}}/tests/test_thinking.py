@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import log_lines, server_env, start_server, stop_server
+from conftest import PROOF, log_lines, server_env, start_server, stop_server
 from fake_gemini import FakeGemini, Seen
 
 import gemini_client
@@ -28,7 +28,8 @@ def test_thinking_level_on_the_wire(fake: FakeGemini, tmp_path: Path, level: str
     server = start_server(tmp_path, server_env(fake, GEMINI_THINKING_LEVEL=level))
     fake.reset()
     try:
-        response = httpx.post(f"{server.url}/api/breakdown-task", json={"title": "Move house"}, timeout=30)
+        task = {"title": "Move house"}
+        response = httpx.post(f"{server.url}/api/breakdown-task", json=task, headers=PROOF, timeout=30)
     finally:
         stop_server(server)
     assert response.status_code == 200

@@ -14,6 +14,50 @@ const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || 'http://localho
 // The backend gives up on Gemini after {{ cookiecutter.gemini_timeout_seconds }} s (retries included) and answers 504; the margin
 // covers queueing behind Nginx, so the backend's own answer normally arrives before this fires.
 export const REQUEST_TIMEOUT_MS = ({{ cookiecutter.gemini_timeout_seconds }} + 30) * 1000;
+{%- if cookiecutter.caller_check != "none" %}
+{%- if cookiecutter.caller_check == "firebase_app_check" %}
+
+/**
+ * Where the backend's proof comes from: a Firebase App Check token, sent as X-Firebase-AppCheck. The backend
+ * answers 401 to requests without a valid one. This file does not import Firebase; the app wires it in once:
+ *
+ *   setCallerTokenProvider(async () => (await getToken(appCheck, false)).token);
+ */
+export type CallerTokenProvider = () => Promise<string>;
+const proofHeaders = (token: string): Record<string, string> => ({ 'X-Firebase-AppCheck': token });
+{%- else %}
+
+/**
+ * Where the backend's proof comes from: the signed-in user's ID token, sent as `Authorization: Bearer`.
+ * The backend answers 401 to requests without a valid one. This file does not import an auth SDK; the
+ * app wires it in once, e.g. with Firebase Auth:
+ *
+ *   setCallerTokenProvider(async () => (auth.currentUser ? auth.currentUser.getIdToken() : null));
+ */
+export type CallerTokenProvider = () => Promise<string | null>;
+const proofHeaders = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` });
+{%- endif %}
+
+let callerTokenProvider: CallerTokenProvider | undefined;
+
+/** Set (or, with undefined, clear) the function that gives a fresh token for each request. */
+export const setCallerTokenProvider = (provider: CallerTokenProvider | undefined): void => {
+  callerTokenProvider = provider;
+};
+
+/** The proof for one request; none when no provider is set (the backend's 401 then says what is missing). */
+const callerHeaders = async (): Promise<Record<string, string>> => {
+  if (!callerTokenProvider) return {};
+  let token: string | null;
+  try {
+    token = await callerTokenProvider();
+  } catch (error) {
+    const why = error instanceof Error ? `: ${error.message}` : '';
+    throw new Error(`Could not get the token the AI service asks for${why}`);
+  }
+  return token ? proofHeaders(token) : {};
+};
+{%- endif %}
 
 /** Ask the backend for 2 to 5 sub-tasks. Rejects with an Error whose message can be shown as is. */
 export const breakDownTaskWithAI = async (
@@ -24,10 +68,13 @@ export const breakDownTaskWithAI = async (
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
   try {
     let response: Response;
+{%- if cookiecutter.caller_check != "none" %}
+    const proof = await callerHeaders();
+{%- endif %}
     try {
       response = await fetch(`${BACKEND_URL}/api/breakdown-task`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'application/json'{% if cookiecutter.caller_check != "none" %}, ...proof{% endif %} },
         body: JSON.stringify({ title: taskTitle, description: taskDescription }),
         signal: controller.signal,
       });
@@ -95,6 +142,13 @@ const retryAfterSeconds = (response: Response): number | undefined => {
 const errorMessage = (response: Response, body: unknown): string => {
   const status = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
   const detail = describeDetail(body);
+{%- if cookiecutter.caller_check != "none" %}
+  if (response.status === 401) {
+    // The backend wants proof of who calls it (see setCallerTokenProvider above): say so plainly.
+    const why = (detail ?? 'no valid token was sent').replace(/[.\s]+$/, '');
+    return `The AI service refused this request (${status}): ${why}.`;
+  }
+{%- endif %}
   if (response.status === 429) {
     const why = (detail ?? 'the rate limit was reached').replace(/[.\s]+$/, '');
     const wait = retryAfterSeconds(response);

@@ -1,0 +1,57 @@
+"""Only your registered app may call the API: each request carries a Firebase App Check token.
+
+The frontend gets the token from the Firebase SDK (`getToken`) and sends it in the X-Firebase-AppCheck
+header. It is verified as Firebase documents for custom backends: an RS256 JWT of type JWT, signed by
+one of the keys at APP_CHECK_JWKS_URL, issued by https://firebaseappcheck.googleapis.com/<project
+number> for an audience that includes projects/<project number>, and not expired. APP_CHECK_APP_IDS,
+when set, also limits which of the project's apps (the token's `sub`) are admitted.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader
+
+from jwks import KeySet, KeysUnavailable
+from request_log import note
+from settings import Settings
+from token_check import Refused, unauthorized, unavailable, verify
+
+HEADER = "X-Firebase-AppCheck"
+ISSUER_PREFIX = "https://firebaseappcheck.googleapis.com/"
+DETAIL = "Missing or invalid App Check token."
+
+# auto_error=False: a missing header gets our answer below, not FastAPI's. Also documents it in /docs.
+token_header = APIKeyHeader(name=HEADER, auto_error=False, description="A Firebase App Check token")
+
+
+class CallerCheck:
+    """The FastAPI dependency of the API route: returns when the token is good, else raises 401 (or 503)."""
+
+    header = HEADER
+
+    def __init__(self, settings: Settings) -> None:
+        self._number = settings.app_check_project_number
+        self._app_ids = frozenset(settings.app_check_app_ids)
+        jwks_url = settings.app_check_jwks_url
+        self._keys = KeySet(lambda: jwks_url)
+
+    async def __call__(self, token: Annotated[str | None, Depends(token_header)]) -> None:
+        if not token:
+            raise unauthorized(DETAIL, f"no {HEADER} header")
+        try:
+            claims = await verify(
+                token,
+                self._keys,
+                algorithms=("RS256",),
+                issuer=ISSUER_PREFIX + self._number,
+                audience=f"projects/{self._number}",
+                typ="JWT",
+            )
+        except Refused as exc:
+            raise unauthorized(DETAIL, exc.cause) from None
+        except KeysUnavailable as exc:
+            raise unavailable(exc) from None
+        if self._app_ids and claims["sub"] not in self._app_ids:
+            raise unauthorized(DETAIL, "app id not in APP_CHECK_APP_IDS")
+        note(app_id=claims["sub"])  # an app id is public (it is in the app's Firebase config)
