@@ -26,6 +26,7 @@ import httpx
 import pytest
 from engine import Engine, Load, Stack, engine_unavailable, percentile, run
 
+OIDC_ANSWERS = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}
 SMOKE_ANSWERS = {"python_version": "3.11", "port": "18081", "backend_replicas": "4", "load_balancing": "round_robin"}
 STACK_ANSWERS = {
     "python_version": "3.13",
@@ -104,6 +105,17 @@ def test_smoke_script_of_the_bake_passes(engine: Engine, bake: Any) -> None:
         "docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke"
     )
     assert leftovers.stdout.strip() == "", "the smoke project is torn down"
+
+
+def test_smoke_script_of_a_bake_with_a_caller_check_passes(engine: Engine, bake: Any) -> None:
+    """With caller_check=oidc the script has no token: every call must be refused by a replica (401)."""
+    project = bake(**SMOKE_ANSWERS, **OIDC_ANSWERS)
+    result = subprocess.run(
+        [sys.executable, "scripts/smoke_stack.py"], cwd=project, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok    the API refuses a call without proof" in result.stdout
+    assert "4 requests reached 4 replicas (expected 4)" in result.stdout
 
 
 def test_smoke_script_fails_when_the_stack_does_not_answer(engine: Engine, bake: Any, tmp_path: Path) -> None:

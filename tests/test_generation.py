@@ -59,8 +59,9 @@ INNER_SUITES: list[dict[str, str]] = [
 ]
 
 # What only a caller check brings: with caller_check=none none of it may be in the bake.
-CALLER_FILES = ["caller_check.py", "jwks.py", "token_check.py", "tests/caller_keys.py", "tests/test_caller_check.py"]
-VERIFICATION_WORDS = re.compile(r"jwt|jwks|X-Firebase-AppCheck|Bearer|caller_check|CallerCheck", re.IGNORECASE)
+# (caller_check.py exists in every bake: with none it is the check that admits everyone.)
+CALLER_FILES = ["jwks.py", "token_check.py", "tests/caller_keys.py", "tests/test_caller_check.py"]
+VERIFICATION_WORDS = re.compile(r"jwt|jwks|X-Firebase-AppCheck|Bearer|verify", re.IGNORECASE)
 
 
 def answers_id(answers: dict[str, str]) -> str:
@@ -131,13 +132,14 @@ def assert_caller_check(project: Path, want: dict[str, str], settings: str, requ
     mode = want["caller_check"]
     if mode == "none":
         assert [name for name in CALLER_FILES if (project / name).exists()] == []
+        assert "headers: tuple[str, ...] = ()" in (project / "caller_check.py").read_text()
         code = [path for path in project.rglob("*.py") if VERIFICATION_WORDS.search(path.read_text())]
         assert code == [], "verification code in a bake that asks for none"
         assert not re.search(r"(?i)^(pyjwt|cryptography|joserfc|authlib)", requirements, re.MULTILINE)
         assert "APP_CHECK_" not in env and "OIDC_" not in env
         assert "setCallerTokenProvider" not in (project / "frontend" / "services" / "geminiService.ts").read_text()
         return
-    assert [name for name in CALLER_FILES if not (project / name).is_file()] == []
+    assert [name for name in [*CALLER_FILES, "caller_check.py"] if not (project / name).is_file()] == []
     assert re.search(r"^PyJWT==[0-9.]+$", requirements, re.MULTILINE)
     assert re.search(r"^cryptography==[0-9.]+$", requirements, re.MULTILINE)
     caller = (project / "caller_check.py").read_text()

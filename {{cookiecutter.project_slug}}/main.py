@@ -7,15 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import {% if cookiecutter.caller_check != "none" %}Depends, {% endif %}FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 import metrics
 from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
-{%- if cookiecutter.caller_check != "none" %}
 from caller_check import CallerCheck
-{%- endif %}
 from errors import UpstreamError
 from gemini_client import GeminiClient
 from request_log import RequestLogMiddleware, logger, setup_logging
@@ -24,11 +22,9 @@ from settings import load_settings
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
 setup_logging()
-{%- if cookiecutter.caller_check != "none" %}
-# The API answers only callers that prove who they are (caller_check.py). As a dependency of the route it
-# runs before the route's code: a refused request never waits for a Gemini slot or makes a Gemini call.
+# Who may call the API (caller_check.py). As a dependency of the route it runs before the route's code:
+# a refused request never waits for a Gemini slot or makes a Gemini call.
 caller_check = CallerCheck(settings)
-{%- endif %}
 
 
 @asynccontextmanager
@@ -54,7 +50,7 @@ app.add_middleware(
     allow_origins=settings.allowed_origins,
     allow_credentials=False,  # the API needs no cookies
     allow_methods=["GET", "POST"],
-    allow_headers=["Content-Type", "X-Request-ID"{% if cookiecutter.caller_check != "none" %}, caller_check.header{% endif %}],
+    allow_headers=["Content-Type", "X-Request-ID", *caller_check.headers],
     max_age=600,
 )
 app.add_middleware(RequestLogMiddleware)
@@ -63,13 +59,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
     for code, text in [
         (400, "There was an error parsing the body"),  # FastAPI's answer to a body that is not UTF-8
-{%- if cookiecutter.caller_check != "none" %}
-        (401, "The caller's token is missing or invalid."),
-{%- endif %}
         (429, "Gemini's rate limit was reached; retry later."),
         (502, "Gemini failed to answer, or its answer was unusable."),
-        (503, "Gemini or this server is busy{% if cookiecutter.caller_check != "none" %}, or callers cannot be verified right now{% endif %}; retry later."),
+        (503, "Gemini or this server is busy; retry later."),
         (504, "Gemini did not answer in time."),
+        *caller_check.responses.items(),  # a later entry for the same status replaces the one above
     ]
 }
 
@@ -105,9 +99,7 @@ async def prometheus_metrics() -> Response:
 @app.post(
     "/api/breakdown-task",
     responses=ERROR_RESPONSES,
-{%- if cookiecutter.caller_check != "none" %}
     dependencies=[Depends(caller_check)],
-{%- endif %}
 )
 async def breakdown_task(task: TaskIn, request: Request) -> list[SubTask]:
     """Suggest 2 to 5 sub-tasks for a task."""

@@ -40,7 +40,12 @@ def discover_jwks_url(issuer: str) -> str:
 class CallerCheck:
     """The FastAPI dependency of the API route: returns when the token is good, else raises 401 (or 503)."""
 
-    header = HEADER
+    headers: tuple[str, ...] = (HEADER,)  # request headers the browser may send for it (CORS)
+    # Answers it adds to the API's documented errors.
+    responses: dict[int | str, str] = {
+        401: "The caller's token is missing or invalid.",
+        503: "Gemini or this server is busy, or callers cannot be verified right now; retry later.",
+    }
 
     def __init__(self, settings: Settings) -> None:
         self._issuer = settings.oidc_issuer

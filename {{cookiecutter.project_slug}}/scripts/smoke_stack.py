@@ -25,6 +25,10 @@ REPLICAS = {{ cookiecutter.backend_replicas }}
 SPREADS = {{ "False" if cookiecutter.load_balancing == "ip_hash" else "True" }}
 # Requests for the spread check; the per-client rate limit allows a burst of 10 after the first.
 SPREAD_REQUESTS = min(REPLICAS, 10)
+# With a caller check ({{ cookiecutter.caller_check }}) this script has no proof to send: a replica must refuse the call
+# with 401, which shows the check is in force (the project's own tests make verified calls).
+CALLER_CHECK = {{ "False" if cookiecutter.caller_check == "none" else "True" }}
+API_STATUS = 401 if CALLER_CHECK else 200
 
 
 class SmokeFailure(Exception):
@@ -78,13 +82,16 @@ def smoke() -> None:
     check(status == 200, "nginx answers /healthz")
 
     status, headers, body = call("POST", "/api/breakdown-task", {"title": "Plan a team offsite"})
-    titles = [item.get("title") for item in body] if isinstance(body, list) else []
-    check(status == 200 and 2 <= len(titles) <= 5 and all(titles), f"the API answers with {len(titles)} sub-tasks")
+    if CALLER_CHECK:
+        check(status == 401 and isinstance(body, dict) and body.get("detail"), "the API refuses a call without proof")
+    else:
+        titles = [item.get("title") for item in body] if isinstance(body, list) else []
+        check(status == 200 and 2 <= len(titles) <= 5 and all(titles), f"the API answers with {len(titles)} sub-tasks")
 
     ids = set()
     for i in range(SPREAD_REQUESTS):
         status, headers, _ = call("POST", "/api/breakdown-task", {"title": f"Task {i}"})
-        check(status == 200, f"request {i + 1} of {SPREAD_REQUESTS} answered")
+        check(status == API_STATUS, f"request {i + 1} of {SPREAD_REQUESTS} answered {API_STATUS}")
         ids.add(headers.get("X-Request-ID", headers.get("x-request-id", "")))
     replicas = {entry["upstream_addr"] for entry in access_log(ids).values()}
     expected = SPREAD_REQUESTS if SPREADS else 1
