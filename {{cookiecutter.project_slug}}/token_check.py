@@ -16,6 +16,11 @@ logger = logging.getLogger(__name__)
 
 # At most a few seconds of clock difference between the issuer and this server.
 LEEWAY_SECONDS = 5
+# What a caller check adds to the API's documented errors (main.py merges them in).
+DOCUMENTED_ERRORS: dict[int | str, str] = {
+    401: "The caller's token is missing or invalid.",
+    503: "Gemini or this server is busy, or callers cannot be verified right now; retry later.",
+}
 # Public-key algorithms only: with a shared-secret one (HS256), anyone holding the public key could sign.
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 

@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader
 from jwks import KeySet, KeysUnavailable
 from request_log import note
 from settings import Settings
-from token_check import Refused, unauthorized, unavailable, verify
+from token_check import DOCUMENTED_ERRORS, Refused, unauthorized, unavailable, verify
 
 HEADER = "X-Firebase-AppCheck"
 ISSUER_PREFIX = "https://firebaseappcheck.googleapis.com/"
@@ -29,11 +29,7 @@ class CallerCheck:
     """The FastAPI dependency of the API route: returns when the token is good, else raises 401 (or 503)."""
 
     headers: tuple[str, ...] = (HEADER,)  # request headers the browser may send for it (CORS)
-    # Answers it adds to the API's documented errors.
-    responses: dict[int | str, str] = {
-        401: "The caller's token is missing or invalid.",
-        503: "Gemini or this server is busy, or callers cannot be verified right now; retry later.",
-    }
+    responses = DOCUMENTED_ERRORS  # added to the API's documented errors (/docs)
 
     def __init__(self, settings: Settings) -> None:
         self._number = settings.app_check_project_number
