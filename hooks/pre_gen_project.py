@@ -3,6 +3,7 @@
 A bad answer stops generation with one line naming the field, the value and what is allowed.
 """
 
+import ipaddress
 import re
 import sys
 
@@ -21,6 +22,10 @@ ANSWERS = {
     "firebase_project_number": {{ cookiecutter.firebase_project_number | string | tojson }},
     "oidc_issuer": {{ cookiecutter.oidc_issuer | string | tojson }},
     "oidc_audience": {{ cookiecutter.oidc_audience | string | tojson }},
+    "https": {{ cookiecutter.https | string | tojson }},
+    "domain": {{ cookiecutter.domain | string | tojson }},
+    "acme_email": {{ cookiecutter.acme_email | string | tojson }},
+    "trusted_proxies": {{ cookiecutter.trusted_proxies | string | tojson }},
 }
 
 # Text that ends up in Python strings, YAML and Markdown: printable, no quotes or backslashes.
@@ -66,6 +71,47 @@ ISSUER = re.compile(r"https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-
 AUDIENCE = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
 
 
+# A host name: labels of letters, digits and inner hyphens, 253 characters at most; the last label is
+# not all digits, so an IP address is refused (a certificate names a host).
+HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DOMAIN = re.compile(rf"({HOST_LABEL}\.)*(?![0-9]+$){HOST_LABEL}")
+# Names no public CA can issue for (RFC 6761 and RFC 6762 special-use names, and dot-less names).
+NOT_PUBLIC = re.compile(r"([^.]+|.*\.(localhost|local|internal|test|example|invalid|home\.arpa))", re.IGNORECASE)
+
+
+def domain() -> str | None:
+    value, mode = ANSWERS["domain"], ANSWERS["https"]
+    if mode == "off":
+        return None if value == "" else "must be empty unless https is letsencrypt or own_certificate"
+    if not DOMAIN.fullmatch(value) or len(value) > 253:
+        return f"is required with https={mode} and must be a DNS name such as api.example.com"
+    if mode == "letsencrypt" and NOT_PUBLIC.fullmatch(value):
+        return "is not a public DNS name, so Let's Encrypt cannot issue for it (use own_certificate for local names)"
+    return None
+
+
+def acme_email() -> str | None:
+    value = ANSWERS["acme_email"]
+    if value and ANSWERS["https"] != "letsencrypt":
+        return "must be empty unless https=letsencrypt"
+    # A local part without spaces, quotes or brackets, one @, a domain with at least one dot.
+    if value and not re.fullmatch(r"[A-Za-z0-9.!#$%&*+/=?^_|~-]{1,64}@(" + HOST_LABEL + r"\.)+" + HOST_LABEL, value):
+        return "must be an e-mail address such as ops@example.com (or empty)"
+    return None
+
+
+def trusted_proxies() -> str | None:
+    value = ANSWERS["trusted_proxies"]
+    if value == "":
+        return None
+    for item in value.split(","):
+        try:
+            ipaddress.ip_network(item.strip(), strict=True)
+        except ValueError:
+            return "must be comma-separated CIDRs such as 10.0.0.0/8,2001:db8::/32 (no host bits set), or empty"
+    return None
+
+
 CHECKS = {
     "project_name": lambda: text("project_name", 80),
     "project_slug": lambda: None
@@ -91,6 +137,10 @@ CHECKS = {
     "oidc_audience": lambda: required_by(
         "oidc_audience", "oidc", "1-200 letters, digits or . _ : / @ -, e.g. your OAuth client id", AUDIENCE
     ),
+    # https itself is a choice, like caller_check.
+    "domain": domain,
+    "acme_email": acme_email,
+    "trusted_proxies": trusted_proxies,
 }
 
 
