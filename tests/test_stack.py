@@ -263,36 +263,7 @@ def test_limits_ids_and_addresses_end_to_end(bake: Any, tmp_path: Path, namespac
     answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "60"}
     result = run(bake, tmp_path, "scenario_limits", answers, replicas=3, timeout=240)
 
-    ids = result["ids"]
-    assert ids["status"] == 200
-    assert re.fullmatch(r"[0-9a-f]{32}", ids["response_id"]), "nginx's $request_id, not the client's"
-    assert ids["backend_line"]["client"] == "127.0.20.1", "the spoofed X-Forwarded-For was not trusted"
-    assert ids["access_line"]["remote_addr"] == "127.0.20.1"
-    assert ids["direct_client"] == "127.0.20.9", "a replica trusts X-Forwarded-For only from nginx"
-
-    assert result["too_large"]["status"] == 413 and result["too_large"]["body"] == {"detail": "Request body too large."}
-    assert result["too_large"]["upstream_addr"] == "", "a big body never reaches a replica"
-
-    per_client = result["per_client"]
-    assert per_client["statuses"][:11] == [200] * 11, "a burst of 10 after the first request"
-    assert 429 in per_client["statuses"]
-    assert per_client["body_429"] == {"detail": "Too many requests; slow down and retry later."}
-    assert per_client["other_client"] == 200, "another address keeps its own allowance"
-    assert per_client["zone_logged"]
-
-    whole = result["whole_stack"]
-    assert 429 in whole["statuses"], "the whole stack is capped even across many addresses"
-    assert whole["zone_logged"]
-    assert set(whole["statuses"]) <= {200, 429}
-
-    assert result["no_replica"]["healthz"] == 200, "nginx answers /healthz itself"
-    assert result["no_replica"]["proxied"] == 502
-    assert result["no_replica"]["proxied_body"] == {"detail": "The service is unavailable; retry later."}
-    assert result["headers"]["x-content-type-options"] == "nosniff"
-    assert result["headers"]["x-frame-options"] == "DENY"
-    assert result["headers"]["referrer-policy"] == "no-referrer"
-    assert "default-src 'none'" in result["headers"]["content-security-policy"]
-    assert result["headers"]["server"] == "nginx", "no version in the Server header"
+    check_limits(result)
 
 
 @pytest.mark.root
@@ -341,7 +312,9 @@ def test_refused_callers_cost_no_gemini_call_and_count_against_the_limit(
 def scenario_refused_callers(stack: Stack, args: Any) -> dict[str, Any]:
     # No token, then tokens that are not even JWTs: refused before any key is needed.
     replies = [
-        stack.post_task(f"Task {i}", source="127.0.20.2", headers={"X-Firebase-AppCheck": "not-a-jwt"} if i % 2 else None)
+        stack.post_task(
+            f"Task {i}", source="127.0.20.2", headers={"X-Firebase-AppCheck": "not-a-jwt"} if i % 2 else None
+        )
         for i in range(20)
     ]
     other = stack.post_task("Mine", source="127.0.20.3")
@@ -356,8 +329,9 @@ def scenario_refused_callers(stack: Stack, args: Any) -> dict[str, Any]:
         "statuses": [r.status for r in replies],
         "body_401": next((r.body for r in replies if r.status == 401), None),
         "backend_401_lines": sum(
-            1 for line in lines if line.get("message") == "request" and line.get("status") == 401
-            and line.get("request_id") in ids
+            1
+            for line in lines
+            if line.get("message") == "request" and line.get("status") == 401 and line.get("request_id") in ids
         ),
         "other_client": other.status,
         "gemini_calls": stack.fake_stats()["requests"],
@@ -378,6 +352,40 @@ def _wait_for_line(stack: Stack, request_id: str) -> tuple[int, dict[str, Any]]:
 
     stack.wait_until(seen, 10, f"the backend log line of {request_id}")
     return found[0]
+
+
+def check_limits(result: dict[str, Any]) -> None:
+    """What scenario_limits must find (test_https runs it again over HTTPS)."""
+    ids = result["ids"]
+    assert ids["status"] == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", ids["response_id"]), "nginx's $request_id, not the client's"
+    assert ids["backend_line"]["client"] == "127.0.20.1", "the spoofed X-Forwarded-For was not trusted"
+    assert ids["access_line"]["remote_addr"] == "127.0.20.1"
+    assert ids["direct_client"] == "127.0.20.9", "a replica trusts X-Forwarded-For only from nginx"
+
+    assert result["too_large"]["status"] == 413 and result["too_large"]["body"] == {"detail": "Request body too large."}
+    assert result["too_large"]["upstream_addr"] == "", "a big body never reaches a replica"
+
+    per_client = result["per_client"]
+    assert per_client["statuses"][:11] == [200] * 11, "a burst of 10 after the first request"
+    assert 429 in per_client["statuses"]
+    assert per_client["body_429"] == {"detail": "Too many requests; slow down and retry later."}
+    assert per_client["other_client"] == 200, "another address keeps its own allowance"
+    assert per_client["zone_logged"]
+
+    whole = result["whole_stack"]
+    assert 429 in whole["statuses"], "the whole stack is capped even across many addresses"
+    assert whole["zone_logged"]
+    assert set(whole["statuses"]) <= {200, 429}
+
+    assert result["no_replica"]["healthz"] == 200, "nginx answers /healthz itself"
+    assert result["no_replica"]["proxied"] == 502
+    assert result["no_replica"]["proxied_body"] == {"detail": "The service is unavailable; retry later."}
+    assert result["headers"]["x-content-type-options"] == "nosniff"
+    assert result["headers"]["x-frame-options"] == "DENY"
+    assert result["headers"]["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in result["headers"]["content-security-policy"]
+    assert result["headers"]["server"] == "nginx", "no version in the Server header"
 
 
 def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:

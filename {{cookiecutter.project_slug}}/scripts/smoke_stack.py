@@ -4,12 +4,15 @@
 
 It runs compose.yaml with compose.fake.yaml (a fake Gemini instead of Google's: no key, no cost) as a
 separate Compose project, `{{ cookiecutter.project_slug }}-smoke`, so it never touches a stack you run. It uses the same
-port ({{ cookiecutter.port }}) and subnet, so stop your own stack first. Without a .env it writes one with a throwaway key
-and deletes it afterwards. Standard library only; exits 1 on the first failed check, 0 when all pass.
+{% if cookiecutter.https == "off" %}port ({{ cookiecutter.port }}){% else %}ports (80 and 443){% endif %} and subnet, so stop your own stack first. Without a .env it writes one with a throwaway key
+and deletes it afterwards{% if cookiecutter.https == "own_certificate" %}; likewise a throwaway certificate in certs/
+when there is none{% endif %}. Standard library only; exits 1 on the first failed check, 0 when all pass.
 """
 
+import http.client
 import json
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +22,10 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 COMPOSE = ["docker", "compose", "-p", "{{ cookiecutter.project_slug }}-smoke", "-f", "compose.yaml", "-f", "compose.fake.yaml"]
-URL = "http://127.0.0.1:{{ cookiecutter.port }}"
+HTTPS = "{{ cookiecutter.https }}"  # off, letsencrypt or own_certificate
+URL = "http://127.0.0.1:{{ cookiecutter.port }}" if HTTPS == "off" else "https://127.0.0.1"
+# This checks the stack, not the certificate (a temporary or throwaway one here): no verification.
+CONTEXT = None if HTTPS == "off" else ssl._create_unverified_context()  # noqa: S323
 REPLICAS = {{ cookiecutter.backend_replicas }}
 # ip_hash sends every request of one client to the same replica; the others spread them out.
 SPREADS = {{ "False" if cookiecutter.load_balancing == "ip_hash" else "True" }}
@@ -46,7 +52,7 @@ def call(method: str, path: str, body: object = None) -> tuple[int, dict[str, st
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(URL + path, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=CONTEXT) as reply:
             return reply.status, dict(reply.headers), json.loads(reply.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read() or b"null")
@@ -79,7 +85,12 @@ def smoke() -> None:
     check(True, f"stack up and healthy in {time.monotonic() - started:.0f} s")
 
     status, _, _ = call("GET", "/healthz")
-    check(status == 200, "nginx answers /healthz")
+    check(status == 200, f"nginx answers /healthz on {URL}")
+    if HTTPS != "off":
+        plain = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+        plain.request("POST", "/api/breakdown-task", body=b"{}")
+        redirect = plain.getresponse()
+        check(redirect.status == 308, "plain HTTP sends a POST to HTTPS (308) without serving it")
 
     status, headers, body = call("POST", "/api/breakdown-task", {"title": "Plan a team offsite"})
     if CALLER_CHECK:
@@ -104,6 +115,12 @@ def main() -> int:
     made_env = not env_file.exists()
     if made_env:  # the fake accepts any key; this one is never used anywhere else
         env_file.write_text(f"GEMINI_API_KEY=smoke-{secrets.token_hex(8)}\n")
+    certs = PROJECT_DIR / "certs"
+    made_certs = HTTPS == "own_certificate" and not (certs / "fullchain.pem").exists()
+    if made_certs:  # a throwaway pair; its key is made readable for nginx (uid 101) and deleted afterwards
+        script = ["sh", "scripts/self_signed_cert.sh", "{{ cookiecutter.domain }}", "certs", "1"]
+        subprocess.run(script, cwd=PROJECT_DIR, check=True)
+        (certs / "privkey.pem").chmod(0o644)
     try:
         smoke()
         print("smoke test passed")  # noqa: T201
@@ -116,6 +133,9 @@ def main() -> int:
         compose("down", "--volumes", "--remove-orphans", "--timeout", "60", check=False)
         if made_env:
             env_file.unlink()
+        if made_certs:
+            for name in ("fullchain.pem", "privkey.pem"):
+                (certs / name).unlink()
 
 
 if __name__ == "__main__":
