@@ -96,6 +96,7 @@ DNS_ADDRESS = "127.0.0.11"
 REPLICA_NET = "127.0.10."
 DEFAULT_SOURCE = "127.0.20.1"
 NGINX_SOURCE = "127.0.0.1"  # where nginx's connections to the replicas come from in this namespace
+AS_NGINX = ["setpriv", "--reuid", "101", "--regid", "101", "--clear-groups"]  # the nginx image's user
 UNSHARE = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]  # needs root
 
 
@@ -343,8 +344,20 @@ class Stack:
         wrapper.write_text(f'#!/bin/sh\nexec {binary} -p {prefix}/ -c {conf} "$@"\n')
         wrapper.chmod(0o755)
         env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
-        if self.tls:  # compose.yaml's command for nginx, with the folders of this namespace
-            command = ["sh", str(self.project / "nginx" / "start.sh")]
+        if self.tls:
+            # compose.yaml's command for nginx, as compose.yaml runs it: as uid 101, with start.sh beside
+            # nginx.conf (/etc/nginx/ in the image). Every folder up to the prefix becomes traversable
+            # (pytest's are root's only); what nginx reads must then be readable by uid 101, as there.
+            shutil.copy(self.project / "nginx" / "start.sh", prefix / "start.sh")
+            for folder in [prefix, *prefix.parents]:
+                if folder == Path("/tmp") or folder == Path("/"):
+                    break
+                folder.chmod(folder.stat().st_mode | 0o011)
+            Path("/tmp/nginx.pid").unlink(missing_ok=True)  # a root nginx's pid file, from an earlier stack
+            for log in ("nginx.access.log", "nginx.error.log"):  # nginx reopens /dev/stdout: its own file
+                (self.workdir / log).touch()
+                os.chown(self.workdir / log, 101, 101)
+            command = [*AS_NGINX, "sh", str(prefix / "start.sh")]
             env |= {"TLS_DIR": str(self.certs_dir), "TLS_WAIT_SECONDS": "60", "TLS_CHECK_SECONDS": "1"}
             env |= self.nginx_env
         else:

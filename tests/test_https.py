@@ -529,7 +529,7 @@ def scenario_letsencrypt(stack: Stack, args: Any) -> dict[str, Any]:
     caller.start()
     env = {**os.environ, **certbot_env(stack, args)}
     renew = subprocess.run(
-        ["certbot", "renew", "--force-renewal", "--non-interactive", "--cert-name", DOMAIN,
+        ["certbot", "renew", "--force-renewal", "--non-interactive", "--no-random-sleep-on-renew", "--cert-name", DOMAIN,
          "--config-dir", env["LETSENCRYPT_DIR"], "--work-dir", env["CERTBOT_WORK_DIR"],
          "--logs-dir", env["CERTBOT_LOGS_DIR"]],
         env=env, capture_output=True, text=True, timeout=120, check=False,
