@@ -18,6 +18,9 @@ API, outside the namespace (the test process):
         env={"GEMINI_MAX_ATTEMPTS": "1"},   # extra environment for every replica
         args={...},                          # any JSON, handed to the scenario
         timeout=300,
+        nginx_conf=None,                     # another config than the bake's nginx/nginx.conf (k8s/nginx.conf)
+        backend_names=("backend",),          # the names that resolve to every replica (a headless Service's FQDN)
+        hosts={},                            # other names dnsmasq answers: {name: address}
     )
 
 It runs `unshare --mount --net --pid --fork --mount-proc <this python> stack_harness.py CONFIG` and returns what the scenario returned
@@ -40,7 +43,7 @@ API, inside the namespace (the scenario: `def scenario(stack: Stack, args: dict)
     stack.start(i, address=None)      start replica i again, at `address` if given; waits for /healthz
     stack.move(i, address)            stop replica i, start it at `address`, rewrite the DNS records
                                       and SIGHUP dnsmasq (nginx is NOT reloaded)
-    stack.set_dns(addresses)          publish exactly these addresses for `backend`
+    stack.set_dns(addresses)          publish exactly these addresses for every name of `backend_names`
     stack.busy_replicas()             indexes of replicas holding a connection to the fake Gemini
                                       (the SDK keeps idle connections: meaningful before other calls)
     stack.access_log()                nginx's JSON access-log entries, as dicts
@@ -117,6 +120,9 @@ def run_scenario(
     args: Any = None,
     extra_paths: Iterable[str | Path] = (),
     timeout: float = 300,
+    nginx_conf: Path | None = None,
+    backend_names: Iterable[str] = ("backend",),
+    hosts: dict[str, str] | None = None,
 ) -> Any:
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -130,6 +136,9 @@ def run_scenario(
         "env": env or {},
         "args": args,
         "paths": [str(HERE), *map(str, extra_paths)],
+        "nginx_conf": str(nginx_conf) if nginx_conf else None,
+        "backend_names": list(backend_names),
+        "hosts": hosts or {},
     }
     config_path = workdir / "stack-config.json"
     result_path = workdir / "stack-result.json"
@@ -190,6 +199,9 @@ class Stack:
     latency: float
     api_key: str
     env: dict[str, str] = field(default_factory=dict)
+    nginx_conf: Path | None = None  # None: the bake's nginx/nginx.conf
+    backend_names: list[str] = field(default_factory=lambda: ["backend"])
+    hosts: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     url: str = NGINX_URL
     nginx: subprocess.Popen[bytes] | None = None
@@ -285,7 +297,7 @@ class Stack:
             "-p",
             f"{prefix}/",
             "-c",
-            str(self.project / "nginx" / "nginx.conf"),
+            str(self.nginx_conf or self.project / "nginx" / "nginx.conf"),
             "-g",
             "daemon off;",
         ]
@@ -352,7 +364,9 @@ class Stack:
 
     def set_dns(self, addresses: list[str], signal_dnsmasq: bool = True) -> None:
         hosts = self.workdir / "dns-hosts"
-        hosts.write_text("".join(f"{address} backend\n" for address in addresses))
+        records = [f"{address} {name}\n" for address in addresses for name in self.backend_names]
+        records += [f"{address} {name}\n" for name, address in self.hosts.items()]
+        hosts.write_text("".join(records))
         if signal_dnsmasq and self._dnsmasq is not None:
             self._dnsmasq.send_signal(signal.SIGHUP)  # dnsmasq re-reads --addn-hosts files on SIGHUP
 
@@ -487,6 +501,9 @@ def _main(config_path: str) -> None:
             latency=config["latency"],
             api_key=config["api_key"],
             env=config["env"],
+            nginx_conf=Path(config["nginx_conf"]) if config.get("nginx_conf") else None,
+            backend_names=config.get("backend_names", ["backend"]),
+            hosts=config.get("hosts", {}),
         )
         with stack:
             result: dict[str, Any] = {"value": scenario(stack, config["args"])}
