@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import kubernetes_validate
@@ -47,14 +47,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HTTPROUTE_SCHEMA = FIXTURES / "gateway-api" / "httproute-v1-schema.json"
 CHECKOV = "checkov==3.3.30"  # in its own cached venv: it pins packaging and python-dateutil below ours
 KEY = "AQ.test-key-that-must-stay-in-the-secret"
+BIG = {"backend_replicas": "32", "gemini_sdk": "google-generativeai", "project_slug": "gemini_proxy_",
+       "gemini_timeout_seconds": "120"}  # fmt: skip
 SHAPES = [  # (answers, what the shape covers)
     pytest.param({"backend_replicas": "1"}, id="1-replica"),
     pytest.param({}, id="defaults-3-replicas"),
-    pytest.param(
-        {"backend_replicas": "32", "gemini_sdk": "google-generativeai", "project_slug": "gemini_proxy_",
-         "gemini_timeout_seconds": "120"},
-        id="32-replicas-old-sdk-underscore-slug-slow",
-    ),  # fmt: skip
+    pytest.param(BIG, id="32-replicas-old-sdk-underscore-slug-slow"),
     pytest.param(
         {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}, id="oidc"
     ),
@@ -254,7 +252,8 @@ def test_rendered_objects_keep_replicas_hardening_probes_and_timing(render: Any,
 def test_services_policies_and_route_reach_the_right_pods(render: Any, answers: dict[str, str]) -> None:
     _, objects = render(**answers)
     labels = {
-        name: one(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"] for name in ("backend", "nginx")
+        name: one(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        for name in ("backend", "nginx")
     }
     backend_service = one(objects, "Service", "backend")
     assert backend_service["spec"]["clusterIP"] == "None", "headless: DNS answers every pod's address"
@@ -278,7 +277,9 @@ def test_services_policies_and_route_reach_the_right_pods(render: Any, answers: 
     assert sorted(p["port"] for r in backend["egress"] for p in r["ports"]) == [53, 53, 443]
     # Nginx: in from anywhere on 8080, out to DNS and the backend pods.
     assert nginx["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
-    to_backend = [r for r in nginx["egress"] if any("podSelector" in p and "namespaceSelector" not in p for p in r["to"])]
+    to_backend = [
+        r for r in nginx["egress"] if any("podSelector" in p and "namespaceSelector" not in p for p in r["to"])
+    ]
     assert [selects(r["to"][0]["podSelector"], labels["backend"]) for r in to_backend] == [True]
     assert to_backend[0]["ports"] == [{"protocol": "TCP", "port": 8000}]
 
@@ -329,7 +330,7 @@ class ApiStub(ThreadingHTTPServer):
     has no OpenAPI document. A real API server would also run admission; this proves the objects parse,
     map to served resources and form a valid apply request."""
 
-    RESOURCES = {
+    RESOURCES: ClassVar[dict[str, list[tuple[str, str, bool]]]] = {
         "v1": [("namespaces", "Namespace", False), ("configmaps", "ConfigMap", True), ("secrets", "Secret", True),
                ("services", "Service", True)],
         "apps/v1": [("deployments", "Deployment", True)],
@@ -358,7 +359,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         path = self.path.split("?")[0]
         self.server.requests.append(f"GET {path}")
         resources = ApiStub.RESOURCES
@@ -410,9 +411,9 @@ def test_kubectl_apply_dry_run_accepts_them(
     result = kubectl_dry_run(api_stub, yaml.safe_dump_all(objects), tmp_path)
     assert result.returncode == 0, result.stderr
     applied = sorted(result.stdout.split())
+    groups = {o["apiVersion"]: o["apiVersion"].rpartition("/")[0] for o in objects}  # "apps/v1" -> "apps", "v1" -> ""
     expected = sorted(
-        f"{o['kind'].lower()}{'' if o['apiVersion'] in ('v1',) or '/' not in o['apiVersion'] else '.' + o['apiVersion'].split('/')[0]}"  # noqa: E501
-        f"/{o['metadata']['name']}"
+        f"{o['kind'].lower()}{'.' + groups[o['apiVersion']] if groups[o['apiVersion']] else ''}/{o['metadata']['name']}"
         for o in objects
     )
     assert applied == expected
@@ -493,9 +494,7 @@ def test_k8s_nginx_conf_passes_nginx_t(bake: Any, answers: dict[str, str], tmp_p
 
 
 @pytest.mark.root
-def test_k8s_nginx_conf_end_to_end_balances_follows_pods_and_trusts_only_the_gateway(
-    bake: Any, tmp_path: Path
-) -> None:
+def test_k8s_nginx_conf_end_to_end_balances_follows_pods_and_trusts_only_the_gateway(bake: Any, tmp_path: Path) -> None:
     reason = stack_unavailable()
     if reason:
         pytest.skip(f"end-to-end stack test skipped: {reason}")
@@ -599,7 +598,9 @@ def checkov_venv() -> Path:
     if not (venv / ".ready").exists():
         uv = [sys.executable, "-m", "uv"]
         subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([*uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), CHECKOV], check=True)
+        subprocess.run(
+            [*uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), CHECKOV], check=True
+        )
         (venv / ".ready").write_text(CHECKOV)
     return venv
 
