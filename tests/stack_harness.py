@@ -18,11 +18,11 @@ API, outside the namespace (the test process):
         env={"GEMINI_MAX_ATTEMPTS": "1"},   # extra environment for every replica
         args={...},                          # any JSON, handed to the scenario
         timeout=300,
-    )
-
+        nginx_conf=None,                     # another config than the bake's nginx/nginx.conf (k8s/nginx.conf)
+        backend_names=("backend",),          # the names that resolve to every replica (a headless Service's FQDN)
+        hosts={},                            # other names dnsmasq answers: {name: address}
         tls=False,                           # the bake serves HTTPS (https != off): see below
         prepare=None,                        # "module:function"(stack, args), run before nginx starts
-        dns_names={"api.example.com": "127.0.0.1"},  # more names for the DNS, besides `backend`
     )
 
 It runs `unshare --mount --net --pid --fork --mount-proc <this python> stack_harness.py CONFIG` and returns what the scenario returned
@@ -45,7 +45,7 @@ API, inside the namespace (the scenario: `def scenario(stack: Stack, args: dict)
     stack.start(i, address=None)      start replica i again, at `address` if given; waits for /healthz
     stack.move(i, address)            stop replica i, start it at `address`, rewrite the DNS records
                                       and SIGHUP dnsmasq (nginx is NOT reloaded)
-    stack.set_dns(addresses)          publish exactly these addresses for `backend`
+    stack.set_dns(addresses)          publish exactly these addresses for every name of `backend_names`
     stack.busy_replicas()             indexes of replicas holding a connection to the fake Gemini
                                       (the SDK keeps idle connections: meaningful before other calls)
     stack.access_log()                nginx's JSON access-log entries, as dicts
@@ -135,7 +135,9 @@ def run_scenario(
     timeout: float = 300,
     tls: bool = False,
     prepare: str | None = None,
-    dns_names: dict[str, str] | None = None,
+    nginx_conf: Path | None = None,
+    backend_names: Iterable[str] = ("backend",),
+    hosts: dict[str, str] | None = None,
 ) -> Any:
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -151,7 +153,9 @@ def run_scenario(
         "paths": [str(HERE), *map(str, extra_paths)],
         "tls": tls,
         "prepare": prepare,
-        "dns_names": dns_names or {},
+        "nginx_conf": str(nginx_conf) if nginx_conf else None,
+        "backend_names": list(backend_names),
+        "hosts": hosts or {},
     }
     config_path = workdir / "stack-config.json"
     result_path = workdir / "stack-result.json"
@@ -215,9 +219,11 @@ class Stack:
     tls: bool = False
     prepare: Callable[[Stack, Any], None] | None = None
     args: Any = None
-    dns_names: dict[str, str] = field(default_factory=dict)
     nginx_env: dict[str, str] = field(default_factory=dict)
     ca_file: str | None = None
+    nginx_conf: Path | None = None  # None: the bake's nginx/nginx.conf
+    backend_names: list[str] = field(default_factory=lambda: ["backend"])
+    hosts: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     url: str = NGINX_URL
     http_url: str = NGINX_URL
@@ -333,7 +339,7 @@ class Stack:
         prefix.mkdir(exist_ok=True)
         binary = nginx_binary()
         binary.chmod(binary.stat().st_mode | 0o111)
-        conf = self.project / "nginx" / "nginx.conf"
+        conf = self.nginx_conf or self.project / "nginx" / "nginx.conf"
         if self.tls:
             # As in the image, nginx.conf sits in nginx's prefix, so its certs/ and acme resolve the same way.
             conf = Path(shutil.copyfile(conf, prefix / "nginx.conf"))
@@ -425,8 +431,9 @@ class Stack:
 
     def set_dns(self, addresses: list[str], signal_dnsmasq: bool = True) -> None:
         hosts = self.workdir / "dns-hosts"
-        records = [(address, "backend") for address in addresses] + [(a, n) for n, a in self.dns_names.items()]
-        hosts.write_text("".join(f"{address} {name}\n" for address, name in records))
+        records = [f"{address} {name}\n" for address in addresses for name in self.backend_names]
+        records += [f"{address} {name}\n" for name, address in self.hosts.items()]
+        hosts.write_text("".join(records))
         if signal_dnsmasq and self._dnsmasq is not None:
             self._dnsmasq.send_signal(signal.SIGHUP)  # dnsmasq re-reads --addn-hosts files on SIGHUP
 
@@ -566,8 +573,10 @@ def _main(config_path: str) -> None:
             api_key=config["api_key"],
             env=config["env"],
             tls=config["tls"],
-            dns_names=config["dns_names"],
             args=config["args"],
+            nginx_conf=Path(config["nginx_conf"]) if config.get("nginx_conf") else None,
+            backend_names=config.get("backend_names", ["backend"]),
+            hosts=config.get("hosts", {}),
         )
         if config["prepare"]:
             module_name, function_name = config["prepare"].split(":")

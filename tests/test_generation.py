@@ -48,6 +48,8 @@ SUPPORTED: list[dict[str, str]] = [
     {"project_name": "Planner API", "description": "Plans things."},
     APP_CHECK,
     OIDC,
+    {"kubernetes": "yes"},
+    {"kubernetes": "yes", "project_slug": "gemini_proxy", "backend_replicas": "32"} | OIDC,
 ]
 
 # The bake's own suite runs once per distinct set of pins (SDK x Python), plus the bakes whose
@@ -130,6 +132,11 @@ def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
     assert re.search(r"^prometheus-client==[0-9.]+$", requirements, re.MULTILINE)  # GET /metrics
     assert not (project / "conditional_files.json").exists() and not (project / "_caller").exists()
     assert_caller_check(project, want, settings, requirements, env_example)
+    # k8s/ only with kubernetes=yes, and nothing else about Kubernetes otherwise (tests/test_k8s.py checks k8s/).
+    kubernetes = answers.get("kubernetes") == "yes"
+    assert (project / "k8s").is_dir() == kubernetes
+    assert ("## Kubernetes" in (project / "README.md").read_text()) == kubernetes
+    assert ("k8s/secret.env" in (project / ".gitignore").read_text()) == kubernetes
 
 
 def assert_caller_check(project: Path, want: dict[str, str], settings: str, requirements: str, env: str) -> None:
@@ -272,7 +279,9 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-@pytest.mark.parametrize("answers", [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}], ids=answers_id)
+@pytest.mark.parametrize(
+    "answers", [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}, {"kubernetes": "helm"}], ids=answers_id
+)
 def test_invalid_choice_is_refused(cookies: Any, answers: dict[str, str]) -> None:
     result = cookies.bake(extra_context=answers, template=str(ROOT))
     assert result.exit_code != 0

@@ -218,7 +218,7 @@ def run(bake: Any, tmp_path: Path, scenario: str, answers: dict[str, str], **kwa
 @pytest.mark.root
 def test_own_certificate_end_to_end(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
     result = run(bake, tmp_path, "scenario_own_certificate", OWN, prepare="test_https:prepare_own_certificate",
-                 dns_names={DOMAIN: "127.0.0.1"}, replicas=2, timeout=240)  # fmt: skip
+                 hosts={DOMAIN: "127.0.0.1"}, replicas=2, timeout=240)  # fmt: skip
 
     tls = result["tls"]
     assert tls["TLSv1_3"]["version"] == "TLSv1.3" and tls["TLSv1_3"]["alpn"] == "h2", "HTTP/2 by ALPN"
@@ -399,7 +399,7 @@ def test_letsencrypt_against_pebble_end_to_end(bake: Any, tmp_path: Path, namesp
     project = bake(**LETSENCRYPT)
     venv = certbot_venv(certbot_version(project))
     result = run(bake, tmp_path, "scenario_letsencrypt", LETSENCRYPT, prepare="test_https:prepare_letsencrypt",
-                 dns_names={DOMAIN: "127.0.0.1"}, replicas=1, args={"certbot": str(venv)}, timeout=240)  # fmt: skip
+                 hosts={DOMAIN: "127.0.0.1"}, replicas=1, args={"certbot": str(venv)}, timeout=240)  # fmt: skip
 
     issued = result["issued"]
     assert issued["healthz_verified_by_pebble_root"] == 200, "nginx serves a certificate Pebble issued"
