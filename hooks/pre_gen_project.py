@@ -86,7 +86,7 @@ def domain() -> str | None:
     if not DOMAIN.fullmatch(value) or len(value) > 253:
         return f"is required with https={mode} and must be a DNS name such as api.example.com"
     if mode == "letsencrypt" and NOT_PUBLIC.fullmatch(value):
-        return "is not a public DNS name, so Let's Encrypt cannot issue for it (use own_certificate for local names)"
+        return "must be a public DNS name for Let's Encrypt to issue for it (use own_certificate for local names)"
     return None
 
 

@@ -49,6 +49,9 @@ SUPPORTED: list[dict[str, str]] = [
     APP_CHECK,
     OIDC,
     {"kubernetes": "yes"},
+    {"https": "own_certificate", "domain": "localhost"},
+    {"https": "letsencrypt", "domain": "api.example.com", "acme_email": "ops@example.com"},
+    {"trusted_proxies": "10.0.0.0/8, 2001:db8::/32", "port": "8080"},
     {"kubernetes": "yes", "project_slug": "gemini_proxy", "backend_replicas": "32"} | OIDC,
 ]
 
@@ -132,11 +135,34 @@ def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
     assert re.search(r"^prometheus-client==[0-9.]+$", requirements, re.MULTILINE)  # GET /metrics
     assert not (project / "conditional_files.json").exists() and not (project / "_caller").exists()
     assert_caller_check(project, want, settings, requirements, env_example)
+    assert_https(project, answers)
     # k8s/ only with kubernetes=yes, and nothing else about Kubernetes otherwise (tests/test_k8s.py checks k8s/).
     kubernetes = answers.get("kubernetes") == "yes"
     assert (project / "k8s").is_dir() == kubernetes
     assert ("## Kubernetes" in (project / "README.md").read_text()) == kubernetes
     assert ("k8s/secret.env" in (project / ".gitignore").read_text()) == kubernetes
+
+
+def assert_https(project: Path, answers: dict[str, str]) -> None:
+    """Each HTTPS mode brings its own files, ports and README section, and nothing of the others."""
+    mode = answers.get("https", "off")
+    assert (project / "nginx" / "start.sh").exists() == (mode != "off")
+    assert (project / "scripts" / "self_signed_cert.sh").exists() == (mode != "off")
+    assert (project / "certbot").exists() == (mode == "letsencrypt")
+    compose = (project / "compose.yaml").read_text()
+    nginx = (project / "nginx" / "nginx.conf").read_text()
+    readme = (project / "README.md").read_text()
+    if mode == "off":
+        assert f'"{answers.get("port", "8000")}:8080"' in compose and "443" not in compose
+    else:
+        assert '"80:8080"' in compose and '"443:8443"' in compose
+        assert f"return 301 https://{answers['domain']}$request_uri;" in nginx
+    assert ("certbot/certbot:v" in compose) == (mode == "letsencrypt")
+    assert ("## HTTPS with Let's Encrypt" in readme) == (mode == "letsencrypt")
+    assert ("## HTTPS with your own certificate" in readme) == (mode == "own_certificate")
+    proxies = [cidr.strip() for cidr in answers.get("trusted_proxies", "").split(",") if cidr.strip()]
+    assert re.findall(r"(?m)^    set_real_ip_from (\S+);$", nginx) == proxies
+    assert ("## Behind a load balancer or CDN" in readme) == bool(proxies)
 
 
 def assert_caller_check(project: Path, want: dict[str, str], settings: str, requirements: str, env: str) -> None:
@@ -246,6 +272,21 @@ UNSUPPORTED: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = [
     ("oidc_audience", "", {"caller_check": "oidc", "oidc_issuer": "https://accounts.google.com"}),
     ("oidc_audience", "my project", {"caller_check": "oidc", "oidc_issuer": "https://accounts.google.com"}),
     ("oidc_issuer", "https://accounts.google.com", APP | {"firebase_project_number": "123"}),
+    ("domain", "", {"https": "letsencrypt"}),
+    ("domain", "localhost", {"https": "letsencrypt"}),
+    ("domain", "api.internal", {"https": "letsencrypt"}),
+    ("domain", "api_tasks.example.com", {"https": "own_certificate"}),
+    ("domain", "203.0.113.7", {"https": "own_certificate"}),
+    ("domain", "-api.example.com", {"https": "own_certificate"}),
+    ("domain", "api.example.com", {}),  # https is off: an answer that would silently do nothing
+    ("acme_email", "ops", {"https": "letsencrypt", "domain": "api.example.com"}),
+    ("acme_email", "ops@localhost", {"https": "letsencrypt", "domain": "api.example.com"}),
+    ("acme_email", "o ps@example.com", {"https": "letsencrypt", "domain": "api.example.com"}),
+    ("acme_email", "ops@example.com", {"https": "own_certificate", "domain": "localhost"}),
+    ("trusted_proxies", "10.0.0.1/8"),
+    ("trusted_proxies", "10.0.0.0/33"),
+    ("trusted_proxies", "10.0.0.0/8,"),
+    ("trusted_proxies", "lb.example.com"),
 ]
 
 
@@ -280,7 +321,9 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
 
 
 @pytest.mark.parametrize(
-    "answers", [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}, {"kubernetes": "helm"}], ids=answers_id
+    "answers",
+    [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}, {"kubernetes": "helm"}, {"https": "on"}],
+    ids=answers_id,
 )
 def test_invalid_choice_is_refused(cookies: Any, answers: dict[str, str]) -> None:
     result = cookies.bake(extra_context=answers, template=str(ROOT))

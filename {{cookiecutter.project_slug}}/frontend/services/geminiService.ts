@@ -9,7 +9,7 @@
 import type { AISubTaskSuggestion } from '../types';
 
 // Set VITE_BACKEND_URL in .env (see .env.example) when the backend is not on this machine.
-const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || 'http://localhost:{{ cookiecutter.port }}').replace(/\/+$/, '');
+const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || '{{ cookiecutter.__public_url }}').replace(/\/+$/, '');
 
 // The backend gives up on Gemini after {{ cookiecutter.gemini_timeout_seconds }} s (retries included) and answers 504; the margin
 // covers queueing behind Nginx, so the backend's own answer normally arrives before this fires.
