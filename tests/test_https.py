@@ -407,6 +407,7 @@ def test_letsencrypt_against_pebble_end_to_end(bake: Any, tmp_path: Path, namesp
     assert issued["challenge_fetches"], "Pebble fetched the token through nginx's challenge location"
     assert all(status == 200 for status in issued["challenge_fetches"])
     assert issued["installed"], "certbot/run.sh handed the certificate to nginx"
+    assert issued["failed_attempts"] == 0, "certbot waited for nginx instead of failing a validation"
     probe = result["challenge_probe"]
     assert probe == {"status": 200, "body": "probe-token-body", "location": None}, "served on 80, not redirected"
 
@@ -470,7 +471,7 @@ def certbot_env(stack: Stack, args: Any) -> dict[str, str]:
         "CERTBOT_LOGS_DIR": str(stack.workdir / "certbot-logs"),
         "ACME_WEBROOT": str(stack.webroot),
         "TLS_DIR": str(stack.certs_dir),
-        "RETRY_SECONDS": "2",  # the first try may come before nginx listens
+        "NGINX_URL": "http://127.0.0.1:8080",  # where this namespace's nginx listens (`nginx:8080` in Compose)
     }
 
 
@@ -495,6 +496,7 @@ def scenario_letsencrypt(stack: Stack, args: Any) -> dict[str, Any]:
             "serial_issuer": current_serial(),
             "challenge_fetches": [e["status"] for e in access if "/.well-known/acme-challenge/" in e["request"]],
             "installed": "installed fullchain.pem" in installed and "installed privkey.pem" in installed,
+            "failed_attempts": installed.count("no certificate for"),
         }
     }
     token_dir = stack.webroot / ".well-known" / "acme-challenge"
