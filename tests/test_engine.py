@@ -29,6 +29,7 @@ import pytest
 from engine import Engine, Load, Stack, engine_unavailable, percentile, run
 
 OIDC_ANSWERS = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}
+OWN_CERT_ANSWERS = {"https": "own_certificate", "domain": "localhost"}
 SMOKE_ANSWERS = {"python_version": "3.11", "port": "18081", "backend_replicas": "4", "load_balancing": "round_robin"}
 STACK_ANSWERS = {
     "python_version": "3.13",
@@ -109,9 +110,10 @@ def test_smoke_script_of_the_bake_passes(engine: Engine, bake: Any) -> None:
     assert leftovers.stdout.strip() == "", "the smoke project is torn down"
 
 
-def test_smoke_script_of_a_bake_with_a_caller_check_passes(engine: Engine, bake: Any) -> None:
-    """With caller_check=oidc the script has no token: every call must be refused by a replica (401)."""
-    project = bake(**SMOKE_ANSWERS, **OIDC_ANSWERS)
+def test_smoke_script_of_a_bake_with_a_caller_check_and_https_passes(engine: Engine, bake: Any) -> None:
+    """With caller_check=oidc the script has no token: every call must be refused by a replica (401). With
+    https=own_certificate it makes a throwaway certificate, checks over HTTPS on 443, and removes it."""
+    project = bake(**SMOKE_ANSWERS, **OIDC_ANSWERS, **OWN_CERT_ANSWERS)
     result = subprocess.run(
         [sys.executable, "scripts/smoke_stack.py"],
         cwd=project,
@@ -123,6 +125,9 @@ def test_smoke_script_of_a_bake_with_a_caller_check_passes(engine: Engine, bake:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok    the API refuses a call without proof" in result.stdout
     assert "4 requests reached 4 replicas (expected 4)" in result.stdout
+    assert "ok    nginx answers /healthz on https://127.0.0.1" in result.stdout
+    assert "ok    plain HTTP sends a POST to HTTPS (308) without serving it" in result.stdout
+    assert not (project / "certs").exists(), "the throwaway certificate is removed again"
 
 
 def test_smoke_script_fails_when_the_stack_does_not_answer(engine: Engine, bake: Any, tmp_path: Path) -> None:

@@ -116,6 +116,7 @@ def main() -> int:
     if made_env:  # the fake accepts any key; this one is never used anywhere else
         env_file.write_text(f"GEMINI_API_KEY=smoke-{secrets.token_hex(8)}\n")
     certs = PROJECT_DIR / "certs"
+    made_folder = not certs.exists()
     made_certs = HTTPS == "own_certificate" and not (certs / "fullchain.pem").exists()
     if made_certs:  # a throwaway pair; its key is made readable for nginx (uid 101) and deleted afterwards
         script = ["sh", "scripts/self_signed_cert.sh", "{{ cookiecutter.domain }}", "certs", "1"]
@@ -136,6 +137,8 @@ def main() -> int:
         if made_certs:
             for name in ("fullchain.pem", "privkey.pem"):
                 (certs / name).unlink()
+            if made_folder:
+                certs.rmdir()
 
 
 if __name__ == "__main__":
