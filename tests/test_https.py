@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from helpers import project_venv, unrendered_markers
-from stack_harness import Stack, run_scenario, stack_unavailable
-from test_stack import check_limits, compose
+from helpers import unrendered_markers
+from stack_harness import Stack
+from test_stack import check_limits, compose, namespace_stack, run  # noqa: F401 - namespace_stack: a fixture
 
 DOMAIN = "api.tasks.dev"
 PROXY_NET = "127.0.30.0/24"  # the "load balancer" in front of nginx, in the namespace
@@ -199,25 +199,10 @@ def test_self_signed_script_makes_a_pair_for_the_name(bake: Any, tmp_path: Path)
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def namespace_stack() -> None:
-    reason = stack_unavailable()
-    if reason:
-        pytest.skip(f"end-to-end HTTPS test skipped: {reason}")
-
-
-def run(bake: Any, tmp_path: Path, scenario: str, answers: dict[str, str], **kwargs: Any) -> Any:
-    project = bake(**answers)
-    try:
-        venv = project_venv(project, "3.12")
-    except LookupError as exc:
-        pytest.skip(f"end-to-end HTTPS test skipped: {exc}")
-    return run_scenario(f"test_https:{scenario}", project=project, venv=venv, workdir=tmp_path, tls=True, **kwargs)
-
-
 @pytest.mark.root
-def test_own_certificate_end_to_end(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
-    result = run(bake, tmp_path, "scenario_own_certificate", OWN, prepare="test_https:prepare_own_certificate",
+@pytest.mark.usefixtures("namespace_stack")
+def test_own_certificate_end_to_end(bake: Any, tmp_path: Path) -> None:
+    result = run(bake, tmp_path, "test_https:scenario_own_certificate", OWN, tls=True, prepare="test_https:prepare_own_certificate",
                  hosts={DOMAIN: "127.0.0.1"}, replicas=2, timeout=240)  # fmt: skip
 
     tls = result["tls"]
@@ -393,12 +378,13 @@ def certbot_venv(version: str) -> Path:
 
 
 @pytest.mark.root
-def test_letsencrypt_against_pebble_end_to_end(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
+@pytest.mark.usefixtures("namespace_stack")
+def test_letsencrypt_against_pebble_end_to_end(bake: Any, tmp_path: Path) -> None:
     if shutil.which("pebble") is None:
         pytest.skip("pebble is not installed (tools/setup.d/60-https.sh installs it)")
     project = bake(**LETSENCRYPT)
     venv = certbot_venv(certbot_version(project))
-    result = run(bake, tmp_path, "scenario_letsencrypt", LETSENCRYPT, prepare="test_https:prepare_letsencrypt",
+    result = run(bake, tmp_path, "test_https:scenario_letsencrypt", LETSENCRYPT, tls=True, prepare="test_https:prepare_letsencrypt",
                  hosts={DOMAIN: "127.0.0.1"}, replicas=1, args={"certbot": str(venv)}, timeout=240)  # fmt: skip
 
     issued = result["issued"]

@@ -250,12 +250,14 @@ def namespace_stack() -> None:
 
 
 def run(bake: Any, tmp_path: Path, scenario: str, answers: dict[str, str], **kwargs: Any) -> Any:
+    """Run a scenario ("name" in this module, or "module:name") on a bake of `answers`."""
     project = bake(**answers)
     try:
         venv = project_venv(project, "3.12")
     except LookupError as exc:
         pytest.skip(f"end-to-end stack test skipped: {exc}")
-    return run_scenario(f"test_stack:{scenario}", project=project, venv=venv, workdir=tmp_path, **kwargs)
+    target = scenario if ":" in scenario else f"test_stack:{scenario}"
+    return run_scenario(target, project=project, venv=venv, workdir=tmp_path, **kwargs)
 
 
 @pytest.mark.root

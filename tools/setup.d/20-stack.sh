@@ -7,17 +7,7 @@
 # tests/requirements.txt. Quick when everything is already there.
 set -euo pipefail
 
-need=()
-command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
-{ command -v ip && command -v ss; } >/dev/null 2>&1 || need+=(iproute2)
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)
-command -v mount >/dev/null 2>&1 || need+=(mount)
-if [ "${#need[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "20-stack: not root, cannot install ${need[*]}; the stack's end-to-end tests will skip" >&2
-    exit 0
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source "$(dirname "$0")/../debian.sh"
+need_debian 20-stack "the stack's end-to-end tests" dnsmasq:dnsmasq-base ip:iproute2 ss:iproute2 \
+  unshare:util-linux mount:mount
 dnsmasq --version | head -n 1
