@@ -510,18 +510,23 @@ def test_replica_lost_and_restarted_under_load(stack_runner: Callable[..., Any],
     assert result["victim_served_after_restart"] > 0, "the restarted replica gets traffic again, without reload"
     slowest = max(reply["seconds"] for reply in replies)
     assert slowest < DEADLINE_SECONDS, f"a request took {slowest:.1f} s"
-    failed = [reply for reply in replies if reply["status"] not in (200, 429)]
+    failed = [reply for reply in replies if reply["status"] not in (200, 429) or reply["cut"]]
     rate_limited = [reply for reply in replies if reply["status"] == 429]
     assert all(reply["detail"] == "Too many requests; slow down and retry later." for reply in rate_limited)
     if kill == "SIGTERM":
         # uvicorn finishes what it has; nginx sends new connections to the others: nobody notices.
         assert failed == [], failed[:5]
     else:
-        # Only requests that were inside the crashed replica fail, each answered at once with
-        # nginx's documented 502 (a paid POST is never sent to Gemini twice); all others succeed.
+        # Only requests that were inside the crashed replica fail (a paid POST is never sent to Gemini
+        # twice); all others succeed. Each is answered at once with nginx's documented 502, unless the
+        # replica died between writing its answer's head and its body (uvicorn writes them separately, a
+        # few microseconds apart; seen once in many runs): nginx has passed the head on and can only
+        # close the connection, and the client sees the answer cut short. Either way it came from the victim.
         assert len(failed) <= LOAD_CONCURRENCY, len(failed)
         for reply in failed:
-            assert reply["status"] == 502 and reply["detail"] == "The service is unavailable; retry later.", reply
+            documented = reply["status"] == 502 and reply["detail"] == "The service is unavailable; retry later."
+            cut_short = reply["cut"] and "peer closed connection" in reply["detail"]
+            assert documented or cut_short, reply
             assert reply["upstream_addr"].split(", ")[-1] == result["victim_address"], reply
 
 
@@ -549,14 +554,16 @@ def scenario_replica_lost_under_load(stack: Any, args: dict[str, Any]) -> dict[s
                 issued += 1
                 number = issued
             start = time.monotonic()
-            entry: dict[str, Any] = {"status": 0, "id": None, "detail": None}
+            entry: dict[str, Any] = {"status": 0, "id": None, "detail": None, "cut": False}
             try:
-                response = client.post("/api/breakdown-task", json={"title": f"Task {number}"})
-                entry.update(status=response.status_code, id=response.headers.get("x-request-id"))
-                if response.status_code != 200:
-                    entry["detail"] = response.json().get("detail")
+                with client.stream("POST", "/api/breakdown-task", json={"title": f"Task {number}"}) as response:
+                    entry.update(status=response.status_code, id=response.headers.get("x-request-id"))
+                    response.read()
+                    if response.status_code != 200:
+                        entry["detail"] = response.json().get("detail")
             except (httpx.HTTPError, ValueError) as exc:
                 entry["detail"] = repr(exc)
+                entry["cut"] = entry["id"] is not None  # the answer's head arrived, its body never did
             entry["seconds"] = time.monotonic() - start
             with lock:
                 replies.append(entry)
