@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -120,3 +121,10 @@ def unrendered_markers(project: Path) -> list[str]:
             if "{{ cookiecutter" in text or "{{cookiecutter" in text or "{%" in text:
                 found.append(str(path.relative_to(project)))
     return found
+
+
+def certificate_summary(tls: ssl.SSLSocket) -> str:
+    """ "serial=...\nissuer=..." of the certificate the peer of this TLS socket presented."""
+    pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True) or b"")
+    command = ["openssl", "x509", "-noout", "-serial", "-issuer"]
+    return subprocess.run(command, input=pem, capture_output=True, text=True, check=False).stdout.strip()

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from engine import Engine, Load, Stack, engine_unavailable, percentile, run
+from helpers import certificate_summary
 
 OIDC_ANSWERS = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}
 OWN_CERT_ANSWERS = {"https": "own_certificate", "domain": "localhost"}
@@ -88,40 +89,35 @@ def fake_push(stack: Stack, faults: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- the bake's own smoke script
 
 
+def run_smoke(project: Path) -> subprocess.CompletedProcess[str]:
+    """The bake's own smoke script, as its CI `stack` job runs it."""
+    command = [sys.executable, "scripts/smoke_stack.py"]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600, check=False)
+
+
+def smoke_containers() -> str:
+    """Containers the smoke script's Compose project left behind (it must leave none)."""
+    label = "label=com.docker.compose.project=ai-task-manager-backend-smoke"
+    return run("docker", "ps", "-a", "-q", "--filter", label).stdout.strip()
+
+
 def test_smoke_script_of_the_bake_passes(engine: Engine, bake: Any) -> None:
     """What the generated CI's `stack` job runs: up --wait, health, one answer, spread, down."""
     project = bake(**SMOKE_ANSWERS)
     engine.standins(project)
-    result = subprocess.run(
-        [sys.executable, "scripts/smoke_stack.py"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_smoke(project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 requests reached 4 replicas (expected 4)" in result.stdout
     assert "smoke test passed" in result.stdout
     assert not (project / ".env").exists(), "the throwaway .env is removed again"
-    leftovers = run(
-        "docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke"
-    )
-    assert leftovers.stdout.strip() == "", "the smoke project is torn down"
+    assert smoke_containers() == "", "the smoke project is torn down"
 
 
 def test_smoke_script_of_a_bake_with_a_caller_check_and_https_passes(engine: Engine, bake: Any) -> None:
     """With caller_check=oidc the script has no token: every call must be refused by a replica (401). With
     https=own_certificate it makes a throwaway certificate, checks over HTTPS on 443, and removes it."""
     project = bake(**SMOKE_ANSWERS, **OIDC_ANSWERS, **OWN_CERT_ANSWERS)
-    result = subprocess.run(
-        [sys.executable, "scripts/smoke_stack.py"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_smoke(project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok    the API refuses a call without proof" in result.stdout
     assert "4 requests reached 4 replicas (expected 4)" in result.stdout
@@ -137,15 +133,10 @@ def test_smoke_script_fails_when_the_stack_does_not_answer(engine: Engine, bake:
     run("cp", "-r", str(project), str(broken))
     conf = broken / "nginx" / "nginx.conf"
     conf.write_text(conf.read_text().replace("location /api/ {", "location /not-the-api/ {"))
-    result = subprocess.run(
-        [sys.executable, "scripts/smoke_stack.py"], cwd=broken, capture_output=True, text=True, timeout=600, check=False
-    )
+    result = run_smoke(broken)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  the API answers with 0 sub-tasks" in result.stderr
-    leftovers = run(
-        "docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=ai-task-manager-backend-smoke"
-    )
-    assert leftovers.stdout.strip() == "", "torn down after a failure too"
+    assert smoke_containers() == "", "torn down after a failure too"
 
 
 # ---------------------------------------------------------------- HTTPS with Let's Encrypt, against Pebble
@@ -164,11 +155,9 @@ def served_certificate() -> str:
             socket.create_connection(("127.0.0.1", 443), timeout=5) as raw,
             context.wrap_socket(raw, server_hostname=LE_DOMAIN) as tls,
         ):
-            pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True) or b"")
+            return certificate_summary(tls)
     except OSError:
         return ""
-    command = ["openssl", "x509", "-noout", "-serial", "-issuer"]
-    return run(*command, input=pem, check=False).stdout.strip()
 
 
 def test_letsencrypt_on_the_engine_against_pebble(engine: Engine, bake: Any, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from helpers import unrendered_markers
+from helpers import certificate_summary, unrendered_markers
 from stack_harness import Stack
 from test_stack import check_limits, compose, namespace_stack, run  # noqa: F401 - namespace_stack: a fixture
 
@@ -257,17 +257,9 @@ def handshake(version: ssl.TLSVersion, cafile: str | None) -> dict[str, str]:
             context.wrap_socket(raw, server_hostname=DOMAIN) as tls,
         ):
             return {"version": tls.version() or "", "alpn": tls.selected_alpn_protocol() or "",
-                    "cipher": tls.cipher()[0], "serial": served_serial(tls)}  # fmt: skip
+                    "cipher": tls.cipher()[0], "serial": certificate_summary(tls)}  # fmt: skip
     except (ssl.SSLError, OSError) as exc:
         return {"error": str(exc)}
-
-
-def served_serial(tls: ssl.SSLSocket) -> str:
-    der = tls.getpeercert(binary_form=True) or b""
-    pem = ssl.DER_cert_to_PEM_cert(der)
-    command = ["openssl", "x509", "-noout", "-serial", "-issuer"]
-    out = subprocess.run(command, input=pem, capture_output=True, text=True, check=False)
-    return out.stdout.strip()
 
 
 def current_serial() -> str:
