@@ -12,7 +12,7 @@ on Ctrl-C, SIGTERM, an error or the overall --timeout.
 Rows:
   1. the generated backend, google-genai, one uvicorn worker, direct;
   2. the same with google-generativeai (blocking SDK calls in worker threads);
-  3. the stack: Nginx in front of `backend_replicas` replicas (tests/stack_harness.py; needs root);
+  3. the stack: Nginx in front of `backend_replicas` replicas (tests/support/namespace_stack.py; needs root);
   4. the original guide's design (bench/guide_main.py): a blocking SDK call inside `async def`.
   5. the same stack as 3 with Docker Compose on a real Docker engine, through the published port (root).
 """
@@ -41,7 +41,7 @@ import httpx
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))  # the template tests' helpers, and the stack harness
-from helpers import ROOT, free_port, project_venv, wait_for_http
+from support.helpers import ROOT, free_port, project_venv, wait_for_http
 
 PYTHON_VERSION = "3.12"
 API_KEY = "bench-key"  # the fake rejects any other key, so a request that reached it used ours
@@ -59,7 +59,7 @@ LABELS = {
     4: "4. guide's design: sync SDK in async def",
     5: "5. stack on a real Docker engine: Nginx + {replicas} replicas, published port (google-genai, Python 3.13)",
 }
-ENGINE_PYTHON = "3.13"  # a stand-in base image exists for 3.11 and 3.13 (tests/engine.py), not for 3.12
+ENGINE_PYTHON = "3.13"  # a stand-in base image exists for 3.11 and 3.13 (tests/support/engine.py), not for 3.12
 
 
 # ---------------------------------------------------------------- processes and CPU time
@@ -302,11 +302,11 @@ class Uvicorn:
 def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int]], latency: float,
               env: dict[str, str], say: Callable[[str], None]) -> tuple[list[Measurement], dict[str, int]] | str:
     """Row 3: the baked stack (Nginx + replicas + its own fake Gemini) in a private network namespace,
-    run by tests/stack_harness.py; wrk runs in there too. Returns the measurements, or why it was skipped."""
+    run by tests/support/namespace_stack.py; wrk runs in there too. Returns the measurements, or why it was skipped."""
     try:
-        from stack_harness import run_scenario, stack_unavailable
+        from support.namespace_stack import run_scenario, stack_unavailable
     except ImportError:
-        return "skipped: harness not available (tests/stack_harness.py)"
+        return "skipped: harness not available (tests/support/namespace_stack.py)"
     reason = stack_unavailable()
     if reason is not None:
         return f"skipped: {reason}"
@@ -334,10 +334,10 @@ def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int
 
 def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, int]], latency: float,
                max_concurrency: str, say: Callable[[str], None]) -> list[Measurement] | str:
-    """Row 5: the baked stack on a real Docker engine (tests/engine.py: stand-in base images, dockerd),
+    """Row 5: the baked stack on a real Docker engine (tests/support/engine.py: stand-in base images, dockerd),
     with the bake's compose.fake.yaml; wrk on the host through the published port. Returns the
     measurements, or why it was skipped."""
-    from engine import Engine, Stack, engine_unavailable
+    from support.engine import ComposeStack, Engine, engine_unavailable
 
     reason = engine_unavailable()
     if reason is not None:
@@ -348,7 +348,7 @@ def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, in
     (project / ".env").write_text(f"GEMINI_API_KEY={API_KEY}\nGEMINI_MAX_CONCURRENCY={max_concurrency}\n")
     with Engine() as engine:
         engine.standins(project)
-        stack = Stack(engine, project, env={"FAKE_GEMINI_LATENCY": str(latency)})
+        stack = ComposeStack(engine, project, env={"FAKE_GEMINI_LATENCY": str(latency)})
         say(f"row 5: building and starting the stack ({replicas} replicas) on the Docker engine")
         try:
             say(f"  healthy after {stack.up():.0f} s")
@@ -404,7 +404,7 @@ def kill_leftovers(workdir: Path) -> None:
 
 @dataclass
 class StackServer:
-    """The harness's Stack seen as a Server (inside the namespace): CPU of replicas and Nginx apart."""
+    """The harness's NamespaceStack seen as a Server (inside the namespace): CPU of replicas and Nginx apart."""
 
     stack: Any
 

@@ -7,7 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT
+from support.helpers import ROOT
+
+TIERS = ("render", "bake", "browser", "stack", "engine", "bench")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier (pytest.ini lists them): its own mark when it has one; else
+    `browser` when it uses the Node tools, `stack` when it needs root, and `render` for the rest."""
+    for item in items:
+        tiers = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if not tiers:
+            fixtures = getattr(item, "fixturenames", ())
+            tier = "browser" if "node_tools" in fixtures else "stack" if item.get_closest_marker("root") else "render"
+            item.add_marker(tier)
+        elif len(set(tiers)) > 1:
+            raise pytest.UsageError(f"{item.nodeid} has more than one tier: {sorted(set(tiers))}")
 
 
 @pytest.fixture(scope="session")

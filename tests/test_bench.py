@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
-from stack_harness import stack_unavailable
+from support.helpers import ROOT
+from support.namespace_stack import stack_unavailable
+
+pytestmark = pytest.mark.bench
 
 QUICK_ROWS = {1: "1. generated, google-genai", 2: "2. generated, google-generativeai", 4: "4. guide's design"}
 COLUMNS = 14  # row, C, requests, req/s, ideal, % of ideal, p50, p95, p99, added p50, 3 x CPU, errors

@@ -1,7 +1,7 @@
 """The generated stack on a real Docker engine (root): build, `up --wait`, hardening, secrets, the API
 through the published port, and zero failed requests while replicas are scaled, restarted and stopped.
 
-Base images are stand-ins built here (tests/engine.py says how); the bake itself is unmodified. Two
+Base images are stand-ins built here (tests/support/engine.py says how); the bake itself is unmodified. Two
 bakes: Python 3.11 with a non-default port, replica count and balancing method runs the bake's own
 smoke script (the same one its CI `stack` job runs); Python 3.13 with the other defaults runs
 everything else. Rate limits are baked high there, so they never throttle the load.
@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from engine import Engine, Load, Stack, engine_unavailable, percentile, run
-from helpers import certificate_summary
+from support.engine import Engine, Load, ComposeStack, engine_unavailable, percentile, run
+from support.helpers import certificate_summary
 
 OIDC_ANSWERS = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}
 OWN_CERT_ANSWERS = {"https": "own_certificate", "domain": "localhost"}
@@ -43,7 +43,7 @@ API = f"{URL}/api/breakdown-task"
 KEY = "engine-tier-key-4d1c9b7e-never-in-an-image"
 FAKE_LATENCY = 0.1  # seconds; the added latency below is measured against it
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.engine]
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +56,11 @@ def engine() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def stack(engine: Engine, bake: Any) -> Iterator[Stack]:
+def stack(engine: Engine, bake: Any) -> Iterator[ComposeStack]:
     project = bake(**STACK_ANSWERS)
     engine.standins(project)
     (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\n")
-    running = Stack(engine, project, env={"FAKE_GEMINI_LATENCY": str(FAKE_LATENCY)})
+    running = ComposeStack(engine, project, env={"FAKE_GEMINI_LATENCY": str(FAKE_LATENCY)})
     running.down()  # leftovers of an interrupted run
     try:
         seconds = running.up()
@@ -78,7 +78,7 @@ def exec_in(container: str, *argv: str, check: bool = True) -> subprocess.Comple
     return run("docker", "exec", container, *argv, check=check)
 
 
-def fake_push(stack: Stack, faults: list[dict[str, Any]]) -> None:
+def fake_push(stack: ComposeStack, faults: list[dict[str, Any]]) -> None:
     code = (
         "import json, sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
         "'http://127.0.0.1:9000/_fake/push', data=sys.argv[1].encode(), method='POST'))"
@@ -192,7 +192,7 @@ def test_letsencrypt_on_the_engine_against_pebble(engine: Engine, bake: Any, tmp
                   "networks": {"stack": {"aliases": [LE_DOMAIN]}}},
     }}))  # fmt: skip
     (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\n")
-    stack = Stack(engine, project, files=["compose.yaml", "compose.fake.yaml", str(override)])
+    stack = ComposeStack(engine, project, files=["compose.yaml", "compose.fake.yaml", str(override)])
     stack.down()
     try:
         seconds = stack.up()
@@ -243,7 +243,7 @@ def test_letsencrypt_on_the_engine_against_pebble(engine: Engine, bake: Any, tmp
 # ---------------------------------------------------------------- the running stack
 
 
-def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
+def test_every_service_is_healthy_and_hardened(stack: ComposeStack) -> None:
     backends = stack.wait_healthy(3)
     for replica in backends:
         assert exec_in(replica.id, "id", "-u").stdout.strip() == "10001"
@@ -263,7 +263,7 @@ def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
     assert denied.returncode != 0
 
 
-def test_the_image_holds_no_key_no_env_and_no_tests(stack: Stack) -> None:
+def test_the_image_holds_no_key_no_env_and_no_tests(stack: ComposeStack) -> None:
     image = f"{stack.project.name}-backend"
     container = run("docker", "create", image).stdout.strip()
     try:
@@ -285,7 +285,7 @@ def test_the_image_holds_no_key_no_env_and_no_tests(stack: Stack) -> None:
     assert exec_in(replica.id, "printenv", "GEMINI_API_KEY").stdout.strip() == KEY
 
 
-def test_api_answers_through_the_published_port_from_every_replica(stack: Stack) -> None:
+def test_api_answers_through_the_published_port_from_every_replica(stack: ComposeStack) -> None:
     replies = [post(f"Task {i}") for i in range(9)]
     assert [r.status_code for r in replies] == [200] * 9
     assert all(2 <= len(r.json()) <= 5 and r.json()[0]["title"] for r in replies)
@@ -304,7 +304,7 @@ def test_api_answers_through_the_published_port_from_every_replica(stack: Stack)
         assert line["client"] == access["remote_addr"] != "10.213.57.2"
 
 
-def test_internal_endpoints_stay_inside_the_network(stack: Stack) -> None:
+def test_internal_endpoints_stay_inside_the_network(stack: ComposeStack) -> None:
     for path in ("/docs", "/openapi.json", "/metrics", "/", "/healthz/../docs"):
         reply = httpx.get(URL + path, timeout=10)
         assert reply.status_code == 404, path
@@ -319,7 +319,7 @@ def test_internal_endpoints_stay_inside_the_network(stack: Stack) -> None:
     assert "http_requests_total" in metrics and "gemini_calls_in_flight" in metrics
 
 
-def test_docs_reachable_as_the_readme_says(stack: Stack) -> None:
+def test_docs_reachable_as_the_readme_says(stack: ComposeStack) -> None:
     """README: `docker compose run --rm --publish 127.0.0.1:8001:8000 backend` serves /docs locally."""
     runner = subprocess.Popen(
         ["docker", "compose", "-f", "compose.yaml", "-f", "compose.fake.yaml", "run", "--rm", "--no-deps",
@@ -341,7 +341,7 @@ def test_docs_reachable_as_the_readme_says(stack: Stack) -> None:
         runner.wait(60)
 
 
-def test_stopped_replica_finishes_its_requests_in_flight(stack: Stack) -> None:
+def test_stopped_replica_finishes_its_requests_in_flight(stack: ComposeStack) -> None:
     replicas = stack.wait_healthy(3)
     fake_push(stack, [{"kind": "slow", "delay": 3}] * 6)
     with ThreadPoolExecutor(6) as pool:
@@ -363,7 +363,7 @@ def test_stopped_replica_finishes_its_requests_in_flight(stack: Stack) -> None:
     stack.wait_healthy(3)
 
 
-def test_a_replica_stopped_right_after_it_started_stops_at_once(stack: Stack) -> None:
+def test_a_replica_stopped_right_after_it_started_stops_at_once(stack: ComposeStack) -> None:
     before = {c.id for c in stack.containers()}
     stack.compose("up", "--detach", "--no-recreate", "--scale", "backend=4", "backend")
     (newest,) = [c for c in stack.containers() if c.id not in before]
@@ -380,7 +380,7 @@ def test_a_replica_stopped_right_after_it_started_stops_at_once(stack: Stack) ->
     time.sleep(3)
 
 
-def stalls_and_losses(stack: Stack, since: int) -> list[str]:
+def stalls_and_losses(stack: ComposeStack, since: int) -> list[str]:
     """Nginx's error-log lines (after line `since`) for a request that waited on a connect timeout, or
     that nginx gave up on because the replica set changed while it was being re-sent."""
     lines = [line for line in stack.logs("nginx") if not line.startswith("{")][since:]
@@ -388,7 +388,7 @@ def stalls_and_losses(stack: Stack, since: int) -> list[str]:
             or "no live upstreams" in line]  # fmt: skip
 
 
-def test_a_stop_under_light_traffic_stalls_and_loses_nothing(stack: Stack) -> None:
+def test_a_stop_under_light_traffic_stalls_and_loses_nothing(stack: ComposeStack) -> None:
     """One client, one request at a time: a stopping replica may see no request before it exits, and its
     address stays in nginx's DNS cache for a while after. No request may wait on that address."""
     replicas = stack.wait_healthy(3)
@@ -409,7 +409,7 @@ def test_a_stop_under_light_traffic_stalls_and_loses_nothing(stack: Stack) -> No
     stack.wait_healthy(3)
 
 
-def test_zero_failed_requests_while_scaling_restarting_and_stopping(stack: Stack) -> None:
+def test_zero_failed_requests_while_scaling_restarting_and_stopping(stack: ComposeStack) -> None:
     """C=16 for the whole sequence: scale 3 -> 5 -> 2, restart each replica in turn, stop one."""
     stack.wait_healthy(3)
     since = len([line for line in stack.logs("nginx") if not line.startswith("{")])

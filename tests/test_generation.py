@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT, find_python, project_venv, unrendered_markers
+from support.helpers import ROOT, find_python, project_venv, unrendered_markers
 
 APP_CHECK = {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"}
 OIDC = {
@@ -230,6 +230,7 @@ def test_shellcheck_flags_what_the_scripts_avoid(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("answers", INNER_SUITES, ids=answers_id)
+@pytest.mark.bake
 def test_bake_passes_its_own_tests(bake: Any, answers: dict[str, str]) -> None:
     want = rendered(answers)
     if find_python(want["python_version"]) is None:

@@ -3,7 +3,7 @@
 Static: `nginx -t` on every mode's rendered nginx.conf with the same nginx build as the other stack tests,
 the Compose wiring (ports, the certbot service, the volumes its script and nginx share), and the
 start script's refusal of a missing or unreadable certificate.
-End to end (root, stack_harness): the bake's nginx.conf and nginx/start.sh in front of real replicas:
+End to end (root, support/namespace_stack.py): the bake's nginx.conf and nginx/start.sh in front of real replicas:
 - own_certificate, with a certificate made by the bake's scripts/self_signed_cert.sh: TLS 1.3 and 1.2
   handshakes, 1.1 refused, HTTP/2 by ALPN, HSTS on 200/404/413/429, 301 and 308 on plain HTTP with
   nothing served there, a new certificate picked up without a restart, trusted_proxies, and the
@@ -11,7 +11,7 @@ End to end (root, stack_harness): the bake's nginx.conf and nginx/start.sh in fr
 - letsencrypt against Pebble (Let's Encrypt's ACME test server, Debian's package) with the real certbot
   of the pinned image's version: the bake's certbot/run.sh gets a certificate through nginx's challenge
   location, nginx serves it, and a forced renewal is served without a restart or a failed request.
-The scenario_* and prepare_* functions run INSIDE the namespace (stack_harness imports this module).
+The scenario_* and prepare_* functions run INSIDE the namespace (support/namespace_stack.py imports this module).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from helpers import certificate_summary, unrendered_markers
-from stack_harness import Stack
+from support.helpers import certificate_summary, unrendered_markers
+from support.namespace_stack import NamespaceStack
 from test_stack import check_limits, compose, namespace_stack, run  # noqa: F401 - namespace_stack: a fixture
 
 DOMAIN = "api.tasks.dev"
@@ -238,7 +238,7 @@ def test_own_certificate_end_to_end(bake: Any, tmp_path: Path) -> None:
     check_limits(result["limits"])
 
 
-def prepare_own_certificate(stack: Stack, args: Any) -> None:
+def prepare_own_certificate(stack: NamespaceStack, args: Any) -> None:
     self_signed(stack.project, stack.certs_dir)
     stack.ca_file = str(stack.certs_dir / "ca.pem")
     shutil.copy(stack.certs_dir / "fullchain.pem", stack.ca_file)
@@ -266,7 +266,7 @@ def current_serial() -> str:
     return handshake(ssl.TLSVersion.TLSv1_3, None).get("serial", "")
 
 
-def client_address(stack: Stack, request_id: str) -> tuple[str, str]:
+def client_address(stack: NamespaceStack, request_id: str) -> tuple[str, str]:
     """(nginx's remote_addr, the backend's client) for one request."""
     entry = stack.access_entries([request_id])[request_id]
     deadline = time.monotonic() + 10
@@ -279,7 +279,7 @@ def client_address(stack: Stack, request_id: str) -> tuple[str, str]:
     raise TimeoutError(f"no backend line for {request_id}")
 
 
-def scenario_own_certificate(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_own_certificate(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"tls": {v.name: handshake(v, stack.ca_file) for v in ssl.TLSVersion if v.name in
                                       ("TLSv1_1", "TLSv1_2", "TLSv1_3")}}  # fmt: skip
 
@@ -396,7 +396,7 @@ def test_letsencrypt_against_pebble_end_to_end(bake: Any, tmp_path: Path) -> Non
     assert renewal["requests"] > 0 and renewal["failed"] == [], "and without a failed request"
 
 
-def prepare_letsencrypt(stack: Stack, args: Any) -> None:
+def prepare_letsencrypt(stack: NamespaceStack, args: Any) -> None:
     pebble_dir = stack.workdir / "pebble"
     pebble_dir.mkdir()
     # Pebble's own HTTPS certificate (its ACME API), for 127.0.0.1.
@@ -435,7 +435,7 @@ def prepare_letsencrypt(stack: Stack, args: Any) -> None:
     stack.url = f"https://{DOMAIN}:8443"
 
 
-def certbot_env(stack: Stack, args: Any) -> dict[str, str]:
+def certbot_env(stack: NamespaceStack, args: Any) -> dict[str, str]:
     """The certbot service's environment, with this namespace's folders for its volumes."""
     compose_env = yaml.safe_load((stack.project / "compose.yaml").read_text())["services"]["certbot"]["environment"]
     return {
@@ -460,7 +460,7 @@ def _status(url: str, verify: Any = False) -> int:
         return 0
 
 
-def scenario_letsencrypt(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_letsencrypt(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     root = httpx.get("https://127.0.0.1:15000/roots/0", verify=False).text  # Pebble's root, made at its start
     stack.ca_file = str(stack.workdir / "pebble-root.pem")
     Path(stack.ca_file).write_text(root)

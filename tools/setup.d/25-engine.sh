@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-engine tier (tests/test_engine.py, tests/engine.py): a Docker engine, Compose v2 and debootstrap.
+# The real-engine tier (tests/test_engine.py, tests/support/engine.py): a Docker engine, Compose v2 and debootstrap.
 #   docker.io     Debian's engine (dockerd, containerd, runc, docker-init); the tests start dockerd themselves
 #   debootstrap   builds the stand-in base images' Debian roots (no registry is reachable)
 #   iptables      dockerd's NAT for the published ports

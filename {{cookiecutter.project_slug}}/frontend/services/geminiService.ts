@@ -13,7 +13,7 @@ const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || '{{ cookiecutte
 
 // The backend gives up on Gemini after {{ cookiecutter.gemini_timeout_seconds }} s (retries included) and answers 504; the margin
 // covers queueing behind Nginx, so the backend's own answer normally arrives before this fires.
-export const REQUEST_TIMEOUT_MS = ({{ cookiecutter.gemini_timeout_seconds }} + 30) * 1000;
+export const REQUEST_TIMEOUT_MS = {{ cookiecutter.__client_timeout_seconds }} * 1000;
 {%- if cookiecutter.caller_check != "none" %}
 {%- if cookiecutter.caller_check == "firebase_app_check" %}
 

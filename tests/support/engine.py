@@ -12,7 +12,7 @@ Both are cached by the hash of their inputs (a label on the image; the debootstr
     reason = engine_unavailable()          # None, or why the tier cannot run here (pytest.skip it)
     with Engine() as engine:               # uses a running dockerd, or starts one and stops it after
         engine.standins(project)           # every base image the bake names, built or cached
-        stack = Stack(engine, project, ["compose.yaml", "compose.fake.yaml"])
+        stack = ComposeStack(engine, project, ["compose.yaml", "compose.fake.yaml"])
         stack.up()                         # `docker compose up --build --wait`
         ...
         stack.down()
@@ -36,7 +36,7 @@ from typing import Any, Self
 
 import httpx
 import yaml
-from helpers import ROOT
+from support.helpers import ROOT
 
 STANDINS = ROOT / "tests" / "standins"
 CACHE = Path(os.environ.get("TEMPLATE_ENGINE_CACHE", Path.home() / ".cache" / "gemini-backend-template" / "engine"))
@@ -188,7 +188,7 @@ class Container:
 
 
 @dataclass
-class Stack:
+class ComposeStack:
     engine: Engine
     project: Path
     files: list[str] = field(default_factory=lambda: ["compose.yaml", "compose.fake.yaml"])

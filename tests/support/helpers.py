@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENV_CACHE = Path(os.environ.get("TEMPLATE_VENV_CACHE", Path.home() / ".cache" / "gemini-backend-template" / "venvs"))
 DEFAULTS = {"project_slug": "ai-task-manager-backend", "port": "8000", "backend_replicas": "3"}
 

@@ -25,13 +25,13 @@ API, outside the namespace (the test process):
         prepare=None,                        # "module:function"(stack, args), run before nginx starts
     )
 
-It runs `unshare --mount --net --pid --fork --mount-proc <this python> stack_harness.py CONFIG` and returns what the scenario returned
+It runs `unshare --mount --net --pid --fork --mount-proc <this python> support/namespace_stack.py CONFIG` and returns what the scenario returned
 (JSON). A scenario that raises makes run_scenario raise ScenarioError with its traceback and the tail
 of every log. The logs stay in `workdir` afterwards: nginx.access.log (nginx's stdout: the JSON access
 log), nginx.error.log, replica-<i>.log (each replica's stderr: the backend's JSON log lines, appended
 across restarts), fake.log, dnsmasq.log.
 
-API, inside the namespace (the scenario: `def scenario(stack: Stack, args: dict) -> JSON-able`):
+API, inside the namespace (the scenario: `def scenario(stack: NamespaceStack, args: dict) -> JSON-able`):
 
     stack.url                         "http://127.0.0.1:8080", nginx
     stack.nginx                       nginx's master process (Popen); the harness never reloads it
@@ -150,7 +150,7 @@ def run_scenario(
         "api_key": api_key,
         "env": env or {},
         "args": args,
-        "paths": [str(HERE), *map(str, extra_paths)],
+        "paths": [str(HERE.parent), *map(str, extra_paths)],
         "tls": tls,
         "prepare": prepare,
         "nginx_conf": str(nginx_conf) if nginx_conf else None,
@@ -208,7 +208,7 @@ class Reply:
 
 
 @dataclass
-class Stack:
+class NamespaceStack:
     project: Path
     venv: Path
     workdir: Path
@@ -217,7 +217,7 @@ class Stack:
     api_key: str
     env: dict[str, str] = field(default_factory=dict)
     tls: bool = False
-    prepare: Callable[[Stack, Any], None] | None = None
+    prepare: Callable[[NamespaceStack, Any], None] | None = None
     args: Any = None
     nginx_env: dict[str, str] = field(default_factory=dict)
     ca_file: str | None = None
@@ -564,7 +564,7 @@ def _main(config_path: str) -> None:
     try:
         module_name, function_name = config["scenario"].split(":")
         scenario = getattr(importlib.import_module(module_name), function_name)
-        stack = Stack(
+        stack = NamespaceStack(
             project=Path(config["project"]),
             venv=Path(config["venv"]),
             workdir=workdir,
