@@ -17,8 +17,10 @@ def folder_name(slug: object) -> str:
     value = str(slug)
     if not value or value.startswith(".") or any(char in value for char in "/\\:\0\n\r") or len(value) > 63:
         shown = value if len(value) <= 80 else value[:77] + "..."
-        print(f"ERROR: project_slug={shown!r} must be a plain folder name (no '/', '\\', leading '.', at most 63).",
-              file=sys.stderr)
+        print(
+            f"ERROR: project_slug={shown!r} must be a plain folder name (no '/', '\\', leading '.', at most 63).",
+            file=sys.stderr,
+        )
         raise SystemExit(1)  # before cookiecutter writes anything
     return value
 

@@ -75,8 +75,13 @@ class Processes:
     def start(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()  # the child holds its own copy
         self._procs.append((name, proc))
@@ -171,14 +176,27 @@ class Measurement:
         return self.rps / self.ideal_rps
 
 
-def run_wrk(url: str, concurrency: int, quota: int, cap_seconds: float, timeout_seconds: float) -> tuple[dict[str, Any], float]:
+def run_wrk(
+    url: str, concurrency: int, quota: int, cap_seconds: float, timeout_seconds: float
+) -> tuple[dict[str, Any], float]:
     """wrk with one thread (the load tool must stay light). Returns its JSON figures and its CPU seconds."""
     cmd = [
-        "wrk", "-t1", f"-c{concurrency}", f"-d{math.ceil(cap_seconds)}s", f"--timeout={math.ceil(timeout_seconds)}s",
-        "--latency", "-s", str(BENCH / "post.lua"), url + PATH, "--", str(quota),
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{math.ceil(cap_seconds)}s",
+        f"--timeout={math.ceil(timeout_seconds)}s",
+        "--latency",
+        "-s",
+        str(BENCH / "post.lua"),
+        url + PATH,
+        "--",
+        str(quota),
     ]
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + cap_seconds + 30
         try:
             while True:  # wait4 gives the exited child's own CPU time
@@ -236,9 +254,17 @@ def measure(target: Target, fake_pid: int, concurrency: int, requests: int, late
     if not target.serial:
         time.sleep(latency + 0.5)  # let the abandoned in-flight requests finish before the next run
     return Measurement(
-        row=target.row, label=target.label, concurrency=concurrency, requests=figures["requests"], asked=requests,
-        seconds=seconds, rps=(figures["requests"] - figures["non2xx"]) / seconds, ideal_rps=concurrency / latency,
-        p50_ms=p50, p95_ms=figures["p95_us"] / 1000, p99_ms=figures["p99_us"] / 1000,
+        row=target.row,
+        label=target.label,
+        concurrency=concurrency,
+        requests=figures["requests"],
+        asked=requests,
+        seconds=seconds,
+        rps=(figures["requests"] - figures["non2xx"]) / seconds,
+        ideal_rps=concurrency / latency,
+        p50_ms=p50,
+        p95_ms=figures["p95_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
         added_p50_ms=p50 - latency * 1000,
         backend_cpu_ms=(after[0] - before[0]) * 1000 / done,
         fake_cpu_ms=(after[1] - before[1]) * 1000 / done,
@@ -290,7 +316,16 @@ class Uvicorn:
         if self.proc is not None:
             self.procs.stop(self.proc)
         self.port = free_port()
-        cmd = [str(self.venv / "bin" / "python"), "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            str(self.venv / "bin" / "python"),
+            "-m",
+            "uvicorn",
+            self.app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.proc = self.procs.start(self.name, cmd, self.cwd, self.env)
         wait_for_http(self.url + self.health, timeout=60, process=self.proc)
 
@@ -299,8 +334,15 @@ class Uvicorn:
         return [self.proc.pid]
 
 
-def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int]], latency: float,
-              env: dict[str, str], say: Callable[[str], None]) -> tuple[list[Measurement], dict[str, int]] | str:
+def run_stack(
+    work: Path,
+    label: str,
+    replicas: int,
+    points: list[tuple[int, int]],
+    latency: float,
+    env: dict[str, str],
+    say: Callable[[str], None],
+) -> tuple[list[Measurement], dict[str, int]] | str:
     """Row 3: the baked stack (Nginx + replicas + its own fake Gemini) in a private network namespace,
     run by tests/support/namespace_stack.py; wrk runs in there too. Returns the measurements, or why it was skipped."""
     try:
@@ -313,8 +355,14 @@ def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int
     if shutil.which("iptables") is None:
         return "skipped: `iptables` is not installed (tools/setup.d/40-bench.sh installs it)"
     # Nginx's per-client limit would throttle wrk (one client address): both limits are set very high.
-    project = bake(work, "stack", gemini_sdk="google-genai", python_version=PYTHON_VERSION,
-                   backend_replicas=str(replicas), **HIGH_RATE_LIMITS)
+    project = bake(
+        work,
+        "stack",
+        gemini_sdk="google-genai",
+        python_version=PYTHON_VERSION,
+        backend_replicas=str(replicas),
+        **HIGH_RATE_LIMITS,
+    )
     conf = (project / "nginx" / "nginx.conf").read_text()
     if not all(f"rate={limit}r/m" in conf for limit in HIGH_RATE_LIMITS.values()):
         raise RuntimeError("the stack bake's nginx.conf does not carry the benchmark's high rate limits")
@@ -323,17 +371,32 @@ def run_stack(work: Path, label: str, replicas: int, points: list[tuple[int, int
     workdir = work / "stack"
     try:
         value = run_scenario(
-            "run:stack_scenario", project=project, venv=venv, workdir=workdir, replicas=replicas, latency=latency,
-            api_key=API_KEY, env=env, args={"label": label, "points": points, "latency": latency},
-            extra_paths=[BENCH], timeout=300 + sum(30 + 20 * n * latency / c for c, n in points),
+            "run:stack_scenario",
+            project=project,
+            venv=venv,
+            workdir=workdir,
+            replicas=replicas,
+            latency=latency,
+            api_key=API_KEY,
+            env=env,
+            args={"label": label, "points": points, "latency": latency},
+            extra_paths=[BENCH],
+            timeout=300 + sum(30 + 20 * n * latency / c for c, n in points),
         )
     finally:
         kill_leftovers(workdir)
     return [Measurement(**m) for m in value["points"]], value["limited"]
 
 
-def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, int]], latency: float,
-               max_concurrency: str, say: Callable[[str], None]) -> list[Measurement] | str:
+def run_engine(
+    work: Path,
+    label: str,
+    replicas: int,
+    points: list[tuple[int, int]],
+    latency: float,
+    max_concurrency: str,
+    say: Callable[[str], None],
+) -> list[Measurement] | str:
     """Row 5: the baked stack on a real Docker engine (tests/support/engine.py: stand-in base images, dockerd),
     with the bake's compose.fake.yaml; wrk on the host through the published port. Returns the
     measurements, or why it was skipped."""
@@ -343,8 +406,15 @@ def run_engine(work: Path, label: str, replicas: int, points: list[tuple[int, in
     if reason is not None:
         return f"skipped: {reason}"
     port = free_port()
-    project = bake(work, "engine", gemini_sdk="google-genai", python_version=ENGINE_PYTHON, port=str(port),
-                   backend_replicas=str(replicas), **HIGH_RATE_LIMITS)
+    project = bake(
+        work,
+        "engine",
+        gemini_sdk="google-genai",
+        python_version=ENGINE_PYTHON,
+        port=str(port),
+        backend_replicas=str(replicas),
+        **HIGH_RATE_LIMITS,
+    )
     (project / ".env").write_text(f"GEMINI_API_KEY={API_KEY}\nGEMINI_MAX_CONCURRENCY={max_concurrency}\n")
     with Engine() as engine:
         engine.standins(project)
@@ -380,8 +450,14 @@ def container_pids(stack: Any, service: str) -> list[int]:
     """Host PIDs of every process in the service's containers (the init, uvicorn; nginx and its workers)."""
     found: list[int] = []
     for container in stack.containers(service):
-        pid = int(subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container.id],
-                                 capture_output=True, text=True, check=True).stdout)
+        pid = int(
+            subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Pid}}", container.id],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         found.extend(process_tree(pid))
     return found
 
@@ -440,10 +516,34 @@ def spread_clients(port: int, addresses: int) -> None:
     """
     for k in range(addresses):  # rule k takes every (addresses - k)th of the connections the rules before left
         subprocess.run(
-            ["iptables", "-t", "nat", "-A", "POSTROUTING", "-p", "tcp", "-d", "127.0.0.1", "--dport", str(port),
-             "-m", "statistic", "--mode", "nth", "--every", str(addresses - k), "--packet", "0",
-             "-j", "SNAT", "--to-source", f"127.0.30.{k + 1}"],
-            check=True, capture_output=True, timeout=10,
+            [
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-p",
+                "tcp",
+                "-d",
+                "127.0.0.1",
+                "--dport",
+                str(port),
+                "-m",
+                "statistic",
+                "--mode",
+                "nth",
+                "--every",
+                str(addresses - k),
+                "--packet",
+                "0",
+                "-j",
+                "SNAT",
+                "--to-source",
+                f"127.0.30.{k + 1}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=10,
         )
 
 
@@ -498,12 +598,17 @@ def targets(rows: list[Measurement], latency: float) -> list[tuple[str, str]]:
 
     r1_16, r1_64, r2_64, r4_64 = find(1, 16), find(1, 64), find(2, 64), find(4, 64)
     checks: list[tuple[str, bool | None, str]] = [
-        ("row 1 at C=16: >= 95% of ideal and <= 5 ms added at p50",
-         r1_16 and r1_16.of_ideal >= 0.95 and r1_16.added_p50_ms <= 5,
-         r1_16 and f"{ideal(r1_16)}, {fmt(r1_16.added_p50_ms)} ms added at p50"),
+        (
+            "row 1 at C=16: >= 95% of ideal and <= 5 ms added at p50",
+            r1_16 and r1_16.of_ideal >= 0.95 and r1_16.added_p50_ms <= 5,
+            r1_16 and f"{ideal(r1_16)}, {fmt(r1_16.added_p50_ms)} ms added at p50",
+        ),
         ("row 1 at C=64: >= 70% of ideal", r1_64 and r1_64.of_ideal >= 0.70, r1_64 and ideal(r1_64)),
-        ("row 1 >= 10x row 4 at C=64", r1_64 and r4_64 and r1_64.rps >= 10 * r4_64.rps,
-         r1_64 and r4_64 and f"{fmt(r1_64.rps / r4_64.rps)}x"),
+        (
+            "row 1 >= 10x row 4 at C=64",
+            r1_64 and r4_64 and r1_64.rps >= 10 * r4_64.rps,
+            r1_64 and r4_64 and f"{fmt(r1_64.rps / r4_64.rps)}x",
+        ),
         ("row 2 at C=64: >= 50% of ideal", r2_64 and r2_64.of_ideal >= 0.50, r2_64 and ideal(r2_64)),
     ]
     verdicts = []
@@ -516,10 +621,20 @@ def targets(rows: list[Measurement], latency: float) -> list[tuple[str, str]]:
 
 
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    return {"nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu, "runner_python": platform.python_version(),
-            "kernel": platform.release()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": cpu,
+        "runner_python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def chart(points: list[Measurement], latency: float, path: Path) -> None:
@@ -579,8 +694,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-requests", type=int, help="requests for row 4, which is serial (default 3 x C)")
     parser.add_argument("--latency", type=float, help="the fake Gemini's latency in seconds (default 0.2; quick 0.05)")
     parser.add_argument("--rows", help="comma-separated rows to run (default 1,2,3,4,5; quick 1,2,4)")
-    parser.add_argument("--out", type=Path, help="folder for table.md, results.json, throughput.png "
-                        "(default bench/results; quick: none)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for table.md, results.json, throughput.png (default bench/results; quick: none)",
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds before everything is stopped")
     args = parser.parse_args(argv)
     args.concurrency = args.concurrency or (8 if args.quick else 64)
@@ -635,9 +753,22 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
 
     backend_env_for_stack = {"GEMINI_MAX_CONCURRENCY": backend_env["GEMINI_MAX_CONCURRENCY"]}
     fake_port = free_port()  # rows 1, 2 and 4 share this fake; row 3 has its own in its namespace
-    fake = procs.start("fake", [str(genai_venv / "bin" / "python"), str(genai_bake / "tests" / "fake_gemini.py"),
-                                "--host", "127.0.0.1", "--port", str(fake_port), "--latency", str(L),
-                                "--api-key", API_KEY], genai_bake)
+    fake = procs.start(
+        "fake",
+        [
+            str(genai_venv / "bin" / "python"),
+            str(genai_bake / "tests" / "fake_gemini.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(fake_port),
+            "--latency",
+            str(L),
+            "--api-key",
+            API_KEY,
+        ],
+        genai_bake,
+    )
     fake_url = f"http://127.0.0.1:{fake_port}"
     wait_for_http(fake_url + "/_fake/stats", timeout=20, process=fake)
     backend_env["GEMINI_BASE_URL"] = fake_url
@@ -668,8 +799,10 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
         n = count(row, concurrency)
         say(f"row {row}, C={concurrency}, {n} requests")
         m = measure(targets_by_row[row], fake.pid, concurrency, n, L)
-        say(f"  {fmt(m.rps)} req/s, p50 {fmt(m.p50_ms)} ms, backend {fmt(m.backend_cpu_ms, 2)} ms CPU/req, "
-            f"errors {m.errors}")
+        say(
+            f"  {fmt(m.rps)} req/s, p50 {fmt(m.p50_ms)} ms, backend {fmt(m.backend_cpu_ms, 2)} ms CPU/req, "
+            f"errors {m.errors}"
+        )
         return m
 
     stack_points: list[Measurement] = []
@@ -677,8 +810,9 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     if 3 in wanted:
         replicas = int(json.loads((ROOT / "cookiecutter.json").read_text())["backend_replicas"])
         label = LABELS[3].format(replicas=replicas)
-        levels = sorted({C} | (set(CHART_CONCURRENCY) if args.chart else set()) if 3 in args.rows
-                        else set(CHART_CONCURRENCY))
+        levels = sorted(
+            {C} | (set(CHART_CONCURRENCY) if args.chart else set()) if 3 in args.rows else set(CHART_CONCURRENCY)
+        )
         stack = run_stack(work, label, replicas, [(c, count(3, c)) for c in levels], L, backend_env_for_stack, say)
         if isinstance(stack, str):
             skipped[label] = stack
@@ -725,35 +859,46 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
                     points.append(point(row, concurrency))
 
     report = [table(rows, skipped), ""]
-    report.append(f"Fake Gemini latency {L * 1000:.0f} ms. C = concurrent wrk connections (clients). Each row ran for "
-                  "a fixed number of requests (`requests`), counted by bench/post.lua" +
-                  (f"; row 4, which serves one request at a time, for {args.baseline_requests}. " if 4 in wanted else ". ") +
-                  "ideal = C / latency; added p50 = p50 - fake latency; CPU = utime + stime per request; "
-                  "errors = non-2xx answers + socket errors.")
+    report.append(
+        f"Fake Gemini latency {L * 1000:.0f} ms. C = concurrent wrk connections (clients). Each row ran for "
+        "a fixed number of requests (`requests`), counted by bench/post.lua"
+        + (f"; row 4, which serves one request at a time, for {args.baseline_requests}. " if 4 in wanted else ". ")
+        + "ideal = C / latency; added p50 = p50 - fake latency; CPU = utime + stime per request; "
+        "errors = non-2xx answers + socket errors."
+    )
     report.append(f"Backends: one uvicorn worker each, GEMINI_MAX_CONCURRENCY={backend_env['GEMINI_MAX_CONCURRENCY']}.")
     if 3 in wanted:
-        report.append("Row 3 runs in a private network namespace with its own fake Gemini (same latency), wrk inside, "
-                      f"its connections spread over {CLIENT_ADDRESSES} client addresses (source NAT in the namespace); "
-                      "baked with rate_limit_per_minute={rate_limit_per_minute} and global_rate_limit_per_minute="
-                      "{global_rate_limit_per_minute}, so Nginx's limits do not throttle the benchmark; its backend CPU "
-                      "is all replicas together.".format(**HIGH_RATE_LIMITS))
+        report.append(
+            "Row 3 runs in a private network namespace with its own fake Gemini (same latency), wrk inside, "
+            f"its connections spread over {CLIENT_ADDRESSES} client addresses (source NAT in the namespace); "
+            "baked with rate_limit_per_minute={rate_limit_per_minute} and global_rate_limit_per_minute="
+            "{global_rate_limit_per_minute}, so Nginx's limits do not throttle the benchmark; its backend CPU "
+            "is all replicas together.".format(**HIGH_RATE_LIMITS)
+        )
     if 5 in wanted:
-        report.append("Row 5 runs the same stack with Docker Compose on this machine's Docker engine (stand-in base "
-                      f"images, Python {ENGINE_PYTHON}), the fake Gemini as a service (compose.fake.yaml), wrk on the "
-                      "host through the published port and docker-proxy (every connection comes from the network's "
-                      "gateway address); same high rate limits; CPU of the containers' processes.")
+        report.append(
+            "Row 5 runs the same stack with Docker Compose on this machine's Docker engine (stand-in base "
+            f"images, Python {ENGINE_PYTHON}), the fake Gemini as a service (compose.fake.yaml), wrk on the "
+            "host through the published port and docker-proxy (every connection comes from the network's "
+            "gateway address); same high rate limits; CPU of the containers' processes."
+        )
     if limited:
-        report.append(f"Row 3: Nginx's limit_req answered 429, by zone (warm-up included): {limited}. Nginx counts a "
-                      "burst per millisecond, so clients in step can exceed a zone's burst well under its rate.")
+        report.append(
+            f"Row 3: Nginx's limit_req answered 429, by zone (warm-up included): {limited}. Nginx counts a "
+            "burst per millisecond, so clients in step can exceed a zone's burst well under its rate."
+        )
     for m in [*rows, *(p for p in points if p not in rows)]:
         for name, cpu in m.extra_cpu_ms.items():
             report.append(f"Row {m.row} at C={m.concurrency}: {name} {fmt(cpu, 2)} ms CPU per request.")
         if m.errors:
-            report.append(f"Row {m.row} at C={m.concurrency}: errors by status {m.statuses}, "
-                          f"socket errors {m.socket_errors}.")
+            report.append(
+                f"Row {m.row} at C={m.concurrency}: errors by status {m.statuses}, socket errors {m.socket_errors}."
+            )
     info = machine()
-    report.append(f"Machine: {info['nproc']} CPUs, {info['cpu']}; runner Python {info['runner_python']}, "
-                  f"backends Python {PYTHON_VERSION}; {datetime.date.today().isoformat()}.")
+    report.append(
+        f"Machine: {info['nproc']} CPUs, {info['cpu']}; runner Python {info['runner_python']}, "
+        f"backends Python {PYTHON_VERSION}; {datetime.date.today().isoformat()}."
+    )
     report.append("")
     checks = targets(rows, L)
     report.append("Targets (measured, not asserted):")
@@ -764,8 +909,15 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "table.md").write_text(text + "\n")
-        results = {"machine": info, "latency_s": L, "concurrency": C, "rows": [asdict(m) for m in rows],
-                   "skipped": skipped, "targets": dict(checks), "chart": [asdict(m) for m in points]}
+        results = {
+            "machine": info,
+            "latency_s": L,
+            "concurrency": C,
+            "rows": [asdict(m) for m in rows],
+            "skipped": skipped,
+            "targets": dict(checks),
+            "chart": [asdict(m) for m in points],
+        }
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         if points:
             chart(points, L, args.out / "throughput.png")

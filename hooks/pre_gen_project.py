@@ -1,74 +1,83 @@
 """Check every answer before cookiecutter writes anything. Standard library only.
 
 A bad answer stops generation with one line naming the field, the value and what is allowed.
+
+This file is plain Python: cookiecutter renders only the one string in `main()` (the answers as JSON),
+so the template's tests import it and call `problem(answers)` for every rule, without a bake.
 """
 
+from __future__ import annotations
+
 import ipaddress
+import json
 import re
 import sys
+from collections.abc import Callable
 
-ANSWERS = {
-    "project_name": {{ cookiecutter.project_name | string | tojson }},
-    "project_slug": {{ cookiecutter.project_slug | string | tojson }},
-    "description": {{ cookiecutter.description | string | tojson }},
-    "port": {{ cookiecutter.port | string | tojson }},
-    "backend_replicas": {{ cookiecutter.backend_replicas | string | tojson }},
-    "rate_limit_per_minute": {{ cookiecutter.rate_limit_per_minute | string | tojson }},
-    "global_rate_limit_per_minute": {{ cookiecutter.global_rate_limit_per_minute | string | tojson }},
-    "gemini_model": {{ cookiecutter.gemini_model | string | tojson }},
-    "gemini_timeout_seconds": {{ cookiecutter.gemini_timeout_seconds | string | tojson }},
-    "allowed_origins": {{ cookiecutter.allowed_origins | string | tojson }},
-    "caller_check": {{ cookiecutter.caller_check | string | tojson }},
-    "firebase_project_number": {{ cookiecutter.firebase_project_number | string | tojson }},
-    "oidc_issuer": {{ cookiecutter.oidc_issuer | string | tojson }},
-    "oidc_audience": {{ cookiecutter.oidc_audience | string | tojson }},
-    "https": {{ cookiecutter.https | string | tojson }},
-    "domain": {{ cookiecutter.domain | string | tojson }},
-    "acme_email": {{ cookiecutter.acme_email | string | tojson }},
-    "trusted_proxies": {{ cookiecutter.trusted_proxies | string | tojson }},
-}
+Answers = dict[str, str]
 
 # Text that ends up in Python strings, YAML and Markdown: printable, no quotes or backslashes.
 PLAIN_TEXT = re.compile(r"^[^\"'`\\<>{}\x00-\x1f\x7f]+$")
 
 
-def integer(field: str, low: int, high: int) -> str | None:
-    value = ANSWERS[field]
+def integer(value: str, low: int, high: int) -> str | None:
     if not re.fullmatch(r"[0-9]+", value) or not low <= int(value) <= high:
         return f"must be a whole number from {low} to {high}"
     return None
 
 
-def text(field: str, longest: int) -> str | None:
-    value = ANSWERS[field]
+def text(value: str, longest: int) -> str | None:
     if not value.strip() or len(value) > longest or not PLAIN_TEXT.match(value):
         return f"must be 1-{longest} printable characters without quotes, backslashes, <, >, braces or newlines"
     return None
 
 
+SLUG = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+
+
+def project_slug(answers: Answers) -> str | None:
+    if SLUG.fullmatch(answers["project_slug"]):
+        return None
+    return "must start with a lowercase letter and hold only lowercase letters, digits, '-' or '_' (at most 63)"
+
+
+MODEL = re.compile(r"(models/)?[a-z][a-z0-9.-]{1,62}[a-z0-9]")
+
+
+def gemini_model(answers: Answers) -> str | None:
+    if MODEL.fullmatch(answers["gemini_model"]):
+        return None
+    return "must be a Gemini model id such as gemini-3.5-flash-lite (lowercase letters, digits, '.' and '-')"
+
+
 ORIGIN = re.compile(r"https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?")
 
 
-def origins() -> str | None:
-    for origin in ANSWERS["allowed_origins"].split(","):
+def allowed_origins(answers: Answers) -> str | None:
+    for origin in answers["allowed_origins"].split(","):
         match = ORIGIN.fullmatch(origin.strip())
         if not match or (match[4] and not 1 <= int(match[4]) <= 65535):
-            return "must be comma-separated origins like http://localhost:5173 (http or https, a host, an optional port, no path)"
+            return (
+                "must be comma-separated origins like http://localhost:5173 (http or https, a host, an optional "
+                "port, no path)"
+            )
     return None
 
 
-def required_by(field: str, mode: str, rule: str, check: "re.Pattern[str]") -> str | None:
+def required_by(answers: Answers, field: str, mode: str, rule: str, check: re.Pattern[str]) -> str | None:
     """A caller_check answer: required (and checked) in its own mode, left empty in the others."""
-    value = ANSWERS[field]
-    if ANSWERS["caller_check"] == mode:
+    value = answers[field]
+    if answers["caller_check"] == mode:
         return None if check.fullmatch(value) else f"is required with caller_check={mode} and must be {rule}"
     return None if value == "" else f"must be empty unless caller_check={mode}"
 
 
-# An issuer is compared with the token's `iss` character for character, and its discovery document is
-# found at <issuer>/.well-known/openid-configuration: a plain https URL, no query, no trailing slash.
-ISSUER = re.compile(r"https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&*+,;=:@-]+)*")
+# An issuer is compared with the token's `iss` character for character, so it is kept exactly as typed:
+# a plain https URL without query or fragment, with or without a trailing slash (Auth0's issuers end in
+# one). Its discovery document is at <issuer without the trailing slash>/.well-known/openid-configuration.
+ISSUER = re.compile(r"https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&*+,;=:@-]+)*/?")
 AUDIENCE = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
+PROJECT_NUMBER = re.compile(r"[0-9]{1,20}")
 
 
 # A host name: labels of letters, digits and inner hyphens, 253 characters at most; the last label is
@@ -79,8 +88,8 @@ DOMAIN = re.compile(rf"({HOST_LABEL}\.)*(?![0-9]+$){HOST_LABEL}")
 NOT_PUBLIC = re.compile(r"([^.]+|.*\.(localhost|local|internal|test|example|invalid|home\.arpa))", re.IGNORECASE)
 
 
-def domain() -> str | None:
-    value, mode = ANSWERS["domain"], ANSWERS["https"]
+def domain(answers: Answers) -> str | None:
+    value, mode = answers["domain"], answers["https"]
     if mode == "off":
         return None if value == "" else "must be empty unless https is letsencrypt or own_certificate"
     if not DOMAIN.fullmatch(value) or len(value) > 253:
@@ -90,69 +99,91 @@ def domain() -> str | None:
     return None
 
 
-def acme_email() -> str | None:
-    value = ANSWERS["acme_email"]
-    if value and ANSWERS["https"] != "letsencrypt":
+# A local part without spaces, quotes or brackets, one @, a domain with at least one dot.
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_|~-]{1,64}@(" + HOST_LABEL + r"\.)+" + HOST_LABEL)
+
+
+def acme_email(answers: Answers) -> str | None:
+    value = answers["acme_email"]
+    if value and answers["https"] != "letsencrypt":
         return "must be empty unless https=letsencrypt"
-    # A local part without spaces, quotes or brackets, one @, a domain with at least one dot.
-    if value and not re.fullmatch(r"[A-Za-z0-9.!#$%&*+/=?^_|~-]{1,64}@(" + HOST_LABEL + r"\.)+" + HOST_LABEL, value):
+    if value and not EMAIL.fullmatch(value):
         return "must be an e-mail address such as ops@example.com (or empty)"
     return None
 
 
-def trusted_proxies() -> str | None:
-    value = ANSWERS["trusted_proxies"]
+# A trusted proxy may name the client, so the rate limit's key. A range wider than these lets a large
+# part of the internet (0.0.0.0/0: everyone) choose its own address: no balancer needs that.
+SHORTEST_PREFIX = {4: 8, 6: 32}
+
+
+def trusted_proxies(answers: Answers) -> str | None:
+    value = answers["trusted_proxies"]
     if value == "":
         return None
     for item in value.split(","):
         try:
-            ipaddress.ip_network(item.strip(), strict=True)
+            network = ipaddress.ip_network(item.strip(), strict=True)
         except ValueError:
             return "must be comma-separated CIDRs such as 10.0.0.0/8,2001:db8::/32 (no host bits set), or empty"
+        shortest = SHORTEST_PREFIX[network.version]
+        if network.prefixlen < shortest:
+            return (
+                f"must not hold {network}: an IPv{network.version} range wider than /{shortest} would let "
+                "clients from all of it choose the address the rate limit counts; name your balancers' ranges"
+            )
     return None
 
 
-CHECKS = {
-    "project_name": lambda: text("project_name", 80),
-    "project_slug": lambda: None
-    if re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", ANSWERS["project_slug"])
-    else "must start with a lowercase letter and hold only lowercase letters, digits, '-' or '_' (at most 63)",
-    "description": lambda: text("description", 300),
-    "port": lambda: integer("port", 1, 65535),
-    "backend_replicas": lambda: integer("backend_replicas", 1, 32),
-    "rate_limit_per_minute": lambda: integer("rate_limit_per_minute", 1, 100000),
-    "global_rate_limit_per_minute": lambda: integer("global_rate_limit_per_minute", 1, 1000000),
-    "gemini_model": lambda: None
-    if re.fullmatch(r"(models/)?[a-z][a-z0-9.-]{1,62}[a-z0-9]", ANSWERS["gemini_model"])
-    else "must be a Gemini model id such as gemini-3.5-flash-lite (lowercase letters, digits, '.' and '-')",
-    "gemini_timeout_seconds": lambda: integer("gemini_timeout_seconds", 1, 300),
-    "allowed_origins": origins,
-    # caller_check itself is a choice: cookiecutter refuses other values before this hook runs.
-    "firebase_project_number": lambda: required_by(
-        "firebase_project_number", "firebase_app_check", "the project's number (digits, 1-20)", re.compile(r"[0-9]{1,20}")
+# Field -> its rule. choice answers (gemini_sdk, caller_check, https, ...) are checked by cookiecutter
+# itself before this hook runs.
+CHECKS: dict[str, Callable[[Answers], str | None]] = {
+    "project_name": lambda a: text(a["project_name"], 80),
+    "project_slug": project_slug,
+    "description": lambda a: text(a["description"], 300),
+    "port": lambda a: integer(a["port"], 1, 65535),
+    "backend_replicas": lambda a: integer(a["backend_replicas"], 1, 32),
+    "rate_limit_per_minute": lambda a: integer(a["rate_limit_per_minute"], 1, 100000),
+    "global_rate_limit_per_minute": lambda a: integer(a["global_rate_limit_per_minute"], 1, 1000000),
+    "gemini_model": gemini_model,
+    "gemini_timeout_seconds": lambda a: integer(a["gemini_timeout_seconds"], 1, 300),
+    "allowed_origins": allowed_origins,
+    "firebase_project_number": lambda a: required_by(
+        a, "firebase_project_number", "firebase_app_check", "the project's number (digits, 1-20)", PROJECT_NUMBER
     ),
-    "oidc_issuer": lambda: required_by(
-        "oidc_issuer", "oidc", "an https:// URL without query or trailing slash, e.g. https://accounts.google.com", ISSUER
+    "oidc_issuer": lambda a: required_by(
+        a, "oidc_issuer", "oidc", "an https:// URL without query, e.g. https://accounts.google.com", ISSUER
     ),
-    "oidc_audience": lambda: required_by(
-        "oidc_audience", "oidc", "1-200 letters, digits or . _ : / @ -, e.g. your OAuth client id", AUDIENCE
+    "oidc_audience": lambda a: required_by(
+        a, "oidc_audience", "oidc", "1-200 letters, digits or . _ : / @ -, e.g. your OAuth client id", AUDIENCE
     ),
-    # https itself is a choice, like caller_check.
     "domain": domain,
     "acme_email": acme_email,
     "trusted_proxies": trusted_proxies,
 }
 
 
-def main() -> int:
+def problem(answers: Answers) -> str | None:
+    """The first refused answer as the one line to print, or None when every answer is fine."""
     for field, check in CHECKS.items():
-        problem = check()
-        if problem:
-            shown = ANSWERS[field] if len(ANSWERS[field]) <= 80 else ANSWERS[field][:77] + "..."
-            print(f"ERROR: {field}={shown!r} {problem}.", file=sys.stderr)
-            return 1
+        found = check(answers)
+        if found:
+            value = answers[field]
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            return f"ERROR: {field}={shown!r} {found}."
+    return None
+
+
+def main(rendered: str) -> int:
+    answers = {key: str(value) for key, value in json.loads(rendered).items() if not key.startswith("_")}
+    found = problem(answers)
+    if found:
+        print(found, file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The one line cookiecutter renders: every answer as JSON. tojson writes ' as \u0027 and JSON has no
+    # raw newline, so one raw single-quoted string holds any answer (not double quotes: JSON holds those).
+    sys.exit(main(r'{{ cookiecutter | tojson }}'))  # fmt: skip

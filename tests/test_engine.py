@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.engine import Engine, Load, ComposeStack, engine_unavailable, percentile, run
+from support.engine import ComposeStack, Engine, Load, engine_unavailable, percentile, run
 from support.helpers import certificate_summary
 
 OIDC_ANSWERS = {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}

@@ -87,7 +87,8 @@ def test_rendered_frontend_follows_the_answers(bake: Callable[..., Path]) -> Non
     project = bake(port="8123", gemini_timeout_seconds="45")
     service = (project / "frontend" / "services" / "geminiService.ts").read_text()
     assert "'http://localhost:8123'" in service
-    assert "REQUEST_TIMEOUT_MS = 75 * 1000;" in service  # the backend's deadline plus a margin (__client_timeout_seconds)
+    # the backend's deadline plus a margin (__client_timeout_seconds)
+    assert "REQUEST_TIMEOUT_MS = 75 * 1000;" in service
     assert "VITE_BACKEND_URL=http://localhost:8123\n" in (project / "frontend" / ".env.example").read_text()
     for path in (project / "frontend").rglob("*"):
         if path.is_file():

@@ -36,6 +36,7 @@ from typing import Any, Self
 
 import httpx
 import yaml
+
 from support.helpers import ROOT
 
 STANDINS = ROOT / "tests" / "standins"
