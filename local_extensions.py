@@ -8,6 +8,7 @@ slug rules afterwards.
 """
 
 import sys
+import textwrap
 
 from jinja2 import Environment
 from jinja2.ext import Extension
@@ -25,7 +26,22 @@ def folder_name(slug: object) -> str:
     return value
 
 
+def python_text(text: object, indent: int, prefix_width: int, width: int = 120) -> str:
+    """A plain answer (no quotes or backslashes: the hook checks) as a Python string literal laid out the way
+    `ruff format` leaves it: on the line when it fits after `prefix_width` characters, else in parentheses,
+    one piece per line. Every bake must be `ruff format --check` clean whatever the answer's length."""
+    value = str(text)
+    if prefix_width + len(value) + 3 <= width:  # the quotes and a trailing comma
+        return f'"{value}"'
+    pieces = textwrap.wrap(value, width - indent - 7, drop_whitespace=False, break_on_hyphens=False)
+    inner = " " * (indent + 4)
+    return "(\n" + "".join(f'{inner}"{piece}"\n' for piece in pieces) + " " * indent + ")"
+
+
 class SlugGuard(Extension):
+    """Also adds the filters the templates share (cookiecutter loads this one extension)."""
+
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["folder_name"] = folder_name
+        environment.filters["python_text"] = python_text

@@ -1,8 +1,8 @@
 """Keep the files the answers call for, as conditional_files.json (rendered with the project) declares.
 
-The manifest is the one place that says which file exists under which answer: the SDK adapter that
-becomes gemini_client.py, the caller check's modules and tests, and whole folders (k8s/). This hook only
-carries it out.
+The manifest is the one place that says which file exists under which answer, one entry per feature: the SDK
+adapter that becomes gemini_client.py, the caller check's modules and tests, the HTTPS scripts, and whole
+folders (certbot/, k8s/). This hook only carries it out, and prints nothing when all went well.
 Standard library only.
 """
 
@@ -13,15 +13,16 @@ from pathlib import Path
 MANIFEST = Path("conditional_files.json")
 
 manifest = json.loads(MANIFEST.read_text())
-for entry in manifest["files"]:
-    path = Path(entry["path"])
-    if not entry["keep"]:
-        path.unlink()
-    elif "as" in entry:
-        path.rename(entry["as"])
-for entry in manifest.get("folders", []):
-    if not entry["keep"]:
-        shutil.rmtree(entry["path"])  # fails loudly if the folder is not there
+for feature in manifest["features"]:
+    for file in feature.get("files", []):
+        path, target = (Path(file), None) if isinstance(file, str) else (Path(file["path"]), file.get("as"))
+        if not feature["keep"]:
+            path.unlink()  # fails loudly if the manifest names a file that is not there
+        elif target:
+            path.rename(target)
+    for folder in feature.get("folders", []):
+        if not feature["keep"]:
+            shutil.rmtree(folder)
 for folder in manifest["emptied"]:
     Path(folder).rmdir()  # fails loudly if the manifest forgot a file in it
 MANIFEST.unlink()

@@ -46,6 +46,7 @@ SUPPORTED: list[dict[str, str]] = [
     {"gemini_thinking_level": ""},
     {"gemini_timeout_seconds": "90"},
     {"project_name": "Planner API", "description": "Plans things."},
+    {"description": "A description long enough that main.py must wrap it over several lines. " * 3},
     APP_CHECK,
     OIDC,
     {"kubernetes": "yes"},
@@ -202,14 +203,15 @@ def test_bake_passes_linters_and_compiles(bake: Any, answers: dict[str, str]) ->
     project = bake(**answers)
     for path in project.rglob("*.py"):
         ast.parse(path.read_text(), filename=str(path))  # a syntax error fails here with its location
-    lint = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-        check=False,
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for command in (["check"], ["format", "--check"]):  # with the bake's own pyproject.toml
+        lint = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--no-cache", "."],
+            check=False,
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
     scripts = sorted(str(path.relative_to(project)) for path in project.rglob("*.sh"))
     if scripts:  # the HTTPS modes' POSIX sh scripts (nginx and certbot images run them with sh)
         shell = subprocess.run(

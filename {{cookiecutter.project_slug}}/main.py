@@ -40,9 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(
     title="{{ cookiecutter.project_name }}",
-    description=(
-        "{{ cookiecutter.description | wordwrap(90, wrapstring=' "\n        "') }}"
-    ),
+    description={{ cookiecutter.description | python_text(indent=4, prefix_width=16) }},
     lifespan=lifespan,
 )
 app.add_middleware(

@@ -66,9 +66,7 @@ class GeminiClient:
         return list(model.supported_generation_methods)
 
     def _generate(self, user_text: str, timeout: float) -> Answer:
-        response = self._call(
-            self._model.generate_content, user_text, {"timeout": max(timeout, 0.001), "retry": None}
-        )
+        response = self._call(self._model.generate_content, user_text, {"timeout": max(timeout, 0.001), "retry": None})
         usage = _usage(response.usage_metadata)
         try:
             return Answer(_answer_text(response), usage)
@@ -111,8 +109,15 @@ def _answer_text(response: Any) -> str:
 
 
 # The schema fields this SDK's Schema message has, by their JSON Schema names.
-SCHEMA_FIELDS = {"type": "type_", "items": "items", "properties": "properties", "required": "required",
-                 "maxItems": "max_items", "minItems": "min_items", "description": "description"}
+SCHEMA_FIELDS = {
+    "type": "type_",
+    "items": "items",
+    "properties": "properties",
+    "required": "required",
+    "maxItems": "max_items",
+    "minItems": "min_items",
+    "description": "description",
+}
 
 
 def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -190,15 +190,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(404, _model_not_found(model, version))
                 return
             methods = GENERATES if fake.models is None else fake.models[model]
-            self._send_json(200, {
-                "name": f"models/{model}",
-                "version": "001",
-                "displayName": model,
-                "inputTokenLimit": 1048576,
-                "outputTokenLimit": 65536,
-                "supportedGenerationMethods": methods,
-                "thinking": True,
-            })
+            self._send_json(
+                200,
+                {
+                    "name": f"models/{model}",
+                    "version": "001",
+                    "displayName": model,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": methods,
+                    "thinking": True,
+                },
+            )
 
     def _key_accepted(self) -> bool:
         expected = self.server_fake.api_key
@@ -316,9 +319,7 @@ def _model_not_found(model: str, version: str) -> dict[str, Any]:
 
 def _candidate(text: str, usage: dict[str, int], finish: str = "STOP") -> dict[str, Any]:
     return {
-        "candidates": [
-            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
-        ],
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
         "usageMetadata": usage,
         "modelVersion": "fake",
     }

@@ -248,8 +248,11 @@ def test_health_check_answers_while_gemini_is_thinking(client: httpx.Client, fak
 def test_cors_admits_an_allowed_origin_without_credentials(client: httpx.Client) -> None:
     preflight = client.options(
         "/api/breakdown-task",
-        headers={"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
