@@ -14,14 +14,22 @@ from jinja2 import Environment
 from jinja2.ext import Extension
 
 
-def folder_name(slug: object) -> str:
+def slug_of(name: str) -> str:
+    """cookiecutter.json's default slug for a name (kept in step with its `project_slug` expression)."""
+    return name.lower().replace(" ", "-").replace("_", "-")
+
+
+def folder_name(slug: object, name: object = None) -> str:
     value = str(slug)
     if not value or value.startswith(".") or any(char in value for char in "/\\:\0\n\r") or len(value) > 63:
         shown = value if len(value) <= 80 else value[:77] + "..."
-        print(
-            f"ERROR: project_slug={shown!r} must be a plain folder name (no '/', '\\', leading '.', at most 63).",
-            file=sys.stderr,
-        )
+        rule = "must be a plain folder name (no '/', '\\', leading '.', at most 63)"
+        if name is not None and value == slug_of(str(name)):  # the slug came from the name: name what was typed
+            typed = str(name) if len(str(name)) <= 80 else str(name)[:77] + "..."
+            message = f"ERROR: project_name={typed!r} gives the folder name {shown!r}, which {rule}."
+        else:
+            message = f"ERROR: project_slug={shown!r} {rule}."
+        print(message, file=sys.stderr)
         raise SystemExit(1)  # before cookiecutter writes anything
     return value
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 Answers = dict[str, str]
 
@@ -174,11 +177,46 @@ def problem(answers: Answers) -> str | None:
     return None
 
 
+def rerun_command(context: dict[str, object], field: str) -> str:
+    """The command that generates the project again with every answer the user gave, `field` last to correct.
+
+    Interactive answers are lost when a hook refuses one; this line keeps them. Only answers that differ from
+    cookiecutter.json's defaults are listed, so the line stays short.
+    """
+    repo = Path(str(context.get("_repo_dir", "")))
+    try:
+        declared = json.loads((repo / "cookiecutter.json").read_text())
+    except (OSError, ValueError):
+        declared = {}
+    defaults = {key: str(value[0] if isinstance(value, list) else value) for key, value in declared.items()}
+    answers = {key: str(value) for key, value in context.items() if not key.startswith("_")}
+    sys.path.insert(0, str(repo))
+    try:
+        from local_extensions import slug_of  # the one copy of the default slug's rule
+
+        defaults["project_slug"] = slug_of(answers.get("project_name", ""))
+    except ImportError:
+        pass
+    given = [
+        f"{key}={shlex.quote(value)}" for key, value in answers.items() if key != field and value != defaults.get(key)
+    ]
+    command = ["cookiecutter", "--no-input"]
+    output = str(context.get("_output_dir", ""))
+    if output and output != os.environ.get("PWD"):
+        command += ["-o", shlex.quote(output)]
+    command += [shlex.quote(str(context.get("_template", "."))), *given, f"{field}={shlex.quote(answers[field])}"]
+    return " ".join(command)
+
+
 def main(rendered: str) -> int:
-    answers = {key: str(value) for key, value in json.loads(rendered).items() if not key.startswith("_")}
+    context = json.loads(rendered)
+    answers = {key: str(value) for key, value in context.items() if not key.startswith("_")}
     found = problem(answers)
     if found:
+        field = found.removeprefix("ERROR: ").split("=", 1)[0]
         print(found, file=sys.stderr)
+        print(f"To run it again with your other answers, correct {field} in:", file=sys.stderr)
+        print(f"  {rerun_command(context, field)}", file=sys.stderr)
         return 1
     return 0
 

@@ -294,6 +294,41 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_refusal_prints_a_command_that_keeps_the_other_answers(tmp_path: Path) -> None:
+    """The printed command, with the refused value corrected, generates the project with every other answer."""
+    cookiecutter = str(Path(sys.executable).parent / "cookiecutter")
+    given = ["project_name=My Planner", "backend_replicas=5", "kubernetes=yes", "gemini_timeout_seconds=301"]
+    out = tmp_path / "out"
+    out.mkdir()
+    refused = subprocess.run(
+        [cookiecutter, "--no-input", "-o", str(out), str(ROOT), *given],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    lines = refused.stderr.splitlines()
+    command = lines[lines.index("To run it again with your other answers, correct gemini_timeout_seconds in:") + 1]
+    assert command.endswith(" gemini_timeout_seconds=301")
+    corrected = command.removesuffix("301") + "45"
+    rerun = subprocess.run(
+        corrected.replace("cookiecutter", cookiecutter, 1),
+        shell=True,  # the line is printed for a shell: run it as one
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    project = out / "my-planner"
+    assert "replicas: 5" in (project / "compose.yaml").read_text()
+    assert (project / "k8s").is_dir()
+    assert "gemini_timeout_seconds: float = Field(default=45," in (project / "settings.py").read_text()
+
+
 @pytest.mark.parametrize(
     "answers",
     [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}, {"kubernetes": "helm"}, {"https": "on"}],

@@ -129,9 +129,15 @@ def test_a_long_value_is_shortened_in_the_message() -> None:
 
 
 def test_main_reads_the_rendered_json_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    assert HOOK.main(json.dumps(answers_with({}) | {"_template": "x", "__prompts__": {}})) == 0
-    assert HOOK.main(json.dumps(answers_with({"port": "0"}))) == 1
-    assert capsys.readouterr().err.strip() == "ERROR: port='0' must be a whole number from 1 to 65535."
+    context = {"_template": "gh:someone/template", "_repo_dir": str(ROOT), "_output_dir": "/srv/out", "__prompts__": {}}
+    assert HOOK.main(json.dumps(answers_with({}) | context)) == 0
+    assert capsys.readouterr().err == ""
+    assert HOOK.main(json.dumps(answers_with({"port": "0", "project_name": "My Planner"}) | context)) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "ERROR: port='0' must be a whole number from 1 to 65535."
+    assert lines[1] == "To run it again with your other answers, correct port in:"
+    # Only answers that differ from the defaults; the slug follows the name, so it is left out.
+    assert lines[2] == "  cookiecutter --no-input -o /srv/out gh:someone/template project_name='My Planner' port=0"
 
 
 @pytest.mark.parametrize("slug", ["../escape", "a/b", ".hidden", "back\\slash", "x" * 64, ""])
