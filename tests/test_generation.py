@@ -91,6 +91,8 @@ def rendered(answers: dict[str, str]) -> dict[str, str]:
         "caller_check": "none",
     }
     values.update(answers)
+    if values["gemini_sdk"] == "google-generativeai":
+        values["gemini_thinking_level"] = ""  # it cannot send one: the bake defaults to the model's own
     if "project_name" in answers:
         values["project_slug"] = answers["project_name"].lower().replace(" ", "-")
     return values

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     gemini_model: str = "{{ cookiecutter.gemini_model }}"
     # How much Gemini 3 models think before answering; empty means the model's own default.
     # Thinking tokens are billed like answer tokens and add latency (google-genai only; see README).
-    gemini_thinking_level: Literal["minimal", "low", "medium", "high", ""] = "{{ cookiecutter.gemini_thinking_level }}"
+    gemini_thinking_level: Literal["minimal", "low", "medium", "high", ""] = "{{ cookiecutter.__thinking_level }}"
     # Unset means Google's endpoint; set it for a proxy, or for the fake Gemini in the tests.
     gemini_base_url: str | None = None
     # The most time one request may spend on Gemini, every attempt and back-off included.

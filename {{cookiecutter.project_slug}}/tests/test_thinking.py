@@ -46,6 +46,13 @@ def test_thinking_level_on_the_wire(fake: FakeGemini, tmp_path: Path, level: str
         assert warnings == []
 
 
+def test_the_default_settings_start_without_a_warning(fake: FakeGemini, tmp_path: Path) -> None:
+    """Out of the box (GEMINI_THINKING_LEVEL unset) neither SDK warns: google-generativeai's default is empty."""
+    server = start_server(tmp_path, server_env(fake))
+    stop_server(server)
+    assert [line for line in log_lines(server) if line.get("level") == "WARNING"] == []
+
+
 def test_an_unknown_thinking_level_stops_start_up(fake: FakeGemini, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="GEMINI_THINKING_LEVEL"):
         start_server(tmp_path, server_env(fake, GEMINI_THINKING_LEVEL="extreme"))
