@@ -1,8 +1,8 @@
 """Keep the files the answers call for, as conditional_files.json (rendered with the project) declares.
 
 The manifest is the one place that says which file exists under which answer: the SDK adapter that
-becomes gemini_client.py, the caller check's modules and tests, and whole folders (k8s/). This hook only
-carries it out.
+becomes gemini_client.py, the caller check's modules and tests, whole folders (k8s/), and the one lock of
+_locks/ that becomes requirements.lock. This hook only carries it out.
 Standard library only.
 """
 
@@ -22,6 +22,10 @@ for entry in manifest["files"]:
 for entry in manifest.get("folders", []):
     if not entry["keep"]:
         shutil.rmtree(entry["path"])  # fails loudly if the folder is not there
+for entry in manifest.get("choose", []):
+    folder = Path(entry["folder"])
+    (folder / entry["file"]).rename(entry["as"])  # fails loudly if the template holds no such file
+    shutil.rmtree(folder)
 for folder in manifest["emptied"]:
     Path(folder).rmdir()  # fails loudly if the manifest forgot a file in it
 MANIFEST.unlink()
