@@ -7,7 +7,9 @@
 A bake's requirements.txt depends on three answers: python_version (the resolution), gemini_sdk and whether
 caller_check is on (PyJWT, cryptography). For each combination this bakes the template into a temporary
 folder, runs the bake's own `scripts/lock.py` there (what a generated project's owner runs: uv, hashes for
-x86_64 Linux and that Python) and copies the bake's requirements.lock back into _locks/. conditional_files.json
+x86_64 Linux and that Python) and copies the bake's requirements.lock back into _locks/. Then it proves that
+each lock installs in the image: pip downloads, hash-checked, a wheel of every package for that Python on
+glibc 2.36 (Debian bookworm, the official slim images' base) and x86_64, no source builds. conditional_files.json
 gives each bake its one lock as requirements.lock; tests/test_supply_chain.py checks every lock against its
 requirements.txt, offline. Needs the package index (PyPI) and uv (tests/requirements.txt).
 """
@@ -70,6 +72,23 @@ def relock(project: Path, target: Path, options: list[str]) -> str:
     return f"{target.name}: {result.stdout.strip()}"
 
 
+def verify(target: Path) -> str:
+    """pip finds, for the lock's Python on the image's platform, a wheel of every package whose hash is in the lock."""
+    python_version = target.name.split("-", 1)[0]
+    tags = [f"manylinux_2_{minor}_x86_64" for minor in range(17, 37)] + ["manylinux2014_x86_64"]
+    platforms = [f"--platform={tag}" for tag in tags]
+    with tempfile.TemporaryDirectory() as wheels:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes", "--only-binary=:all:",
+             "--implementation=cp", f"--python-version={python_version}", *platforms, "--dest", wheels,
+             "--requirement", str(target)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"{target.name} does not install on Python {python_version}:\n{result.stderr[-3000:]}")
+        return f"{target.name}: {len(list(Path(wheels).iterdir()))} wheels for Python {python_version}, hashes checked"
+
+
 def main(options: list[str]) -> int:
     LOCKS.mkdir(exist_ok=True)
     wanted = sorted({(py, sdk, CALLER_DEPENDENCIES[caller]) for py, sdk, caller in combinations()})
@@ -77,6 +96,8 @@ def main(options: list[str]) -> int:
         bakes = {LOCKS / f"{py}-{sdk}-{deps}.lock": bake(py, sdk, deps, Path(out)) for py, sdk, deps in wanted}
         with ThreadPoolExecutor(3) as pool:  # uv mostly waits for the index; cookiecutter itself is not thread-safe
             for line in pool.map(lambda item: relock(item[1], item[0], options), bakes.items()):
+                print(line)
+            for line in pool.map(verify, bakes):
                 print(line)
     stale = sorted({path.name for path in LOCKS.glob("*.lock")} - {lock_name(*combo) for combo in combinations()})
     for name in stale:
