@@ -1,8 +1,9 @@
 """Keep the files the answers call for, as conditional_files.json (rendered with the project) declares.
 
 The manifest is the one place that says which file exists under which answer, one entry per feature: the SDK
-adapter that becomes gemini_client.py, the caller check's modules and tests, the HTTPS scripts, and whole
-folders (certbot/, k8s/). This hook only carries it out, and prints nothing when all went well.
+adapter that becomes gemini_client.py, the caller check's modules and tests, the HTTPS scripts, whole folders
+(certbot/, k8s/), and the one lock of _locks/ that becomes requirements.lock. This hook only carries it out,
+and prints nothing when all went well.
 Standard library only.
 """
 
@@ -23,6 +24,10 @@ for feature in manifest["features"]:
     for folder in feature.get("folders", []):
         if not feature["keep"]:
             shutil.rmtree(folder)
+for entry in manifest["choose"]:
+    folder = Path(entry["folder"])
+    (folder / entry["file"]).rename(entry["as"])  # fails loudly if the template holds no such file
+    shutil.rmtree(folder)
 for folder in manifest["emptied"]:
     Path(folder).rmdir()  # fails loudly if the manifest forgot a file in it
 MANIFEST.unlink()

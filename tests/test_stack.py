@@ -199,8 +199,8 @@ def test_dockerfile_runs_uvicorn_behind_nginx(bake: Any) -> None:
     text = "\n".join(line for line in (project / "Dockerfile").read_text().splitlines() if not line.startswith("#"))
     instructions = [line.split()[0] for line in text.splitlines() if line and not line[0].isspace() and line[0] != "#"]
     copies = [line for line in text.splitlines() if line.startswith("COPY ")]
-    # The dependency layer comes before the code, from the runtime pins only.
-    assert copies[0] == "COPY requirements.txt ."
+    # The dependency layer comes before the code, from the runtime lock only (tests/test_supply_chain.py).
+    assert copies[0] == "COPY requirements.lock ."
     assert text.index("pip install") < text.index(copies[1])
     assert "requirements-dev" not in text
     assert not any(name in line for line in copies for name in ("tests", ".env", " . ."))
