@@ -316,7 +316,8 @@ def admits(peer: dict[str, Any], address: str) -> bool:
 
 @pytest.mark.parametrize("answers", SHAPES)
 def test_nginx_admits_the_gateway_only(render: Any, answers: dict[str, str]) -> None:
-    """Issue 21, finding 1: any pod (or any address a node rewrites to a private one) reached Nginx."""
+    """Issue 21, finding 1: any pod (or any address a node rewrites to a private one) reached Nginx. Now one
+    namespace's pods only: the Gateway's proxies' (a "Set:" value, by default the route's Gateway's)."""
     _, objects = render(**answers)
     policy = one(objects, "NetworkPolicy", "nginx")["spec"]
     [gateway] = one(objects, "HTTPRoute", namespace_of(answers))["spec"]["parentRefs"]
@@ -335,19 +336,6 @@ def test_backend_https_reaches_public_addresses_only(render: Any, answers: dict[
     assert https and all(set(peer) == {"ipBlock"} for peer in https), https
     assert [a for a in PRIVATE if any(admits(peer, a) for peer in https)] == []
     assert [a for a in PUBLIC if not any(admits(peer, a) for peer in https)] == []
-
-
-def test_the_gateway_namespace_is_set_once_in_the_route(render: Any, tmp_path: Path) -> None:
-    """The policy admitting the Gateway takes its namespace from the HTTPRoute's parentRef (kustomize)."""
-    project, _ = render()
-    k8s = k8s_copy(project, tmp_path)
-    route = k8s / "httproute.yaml"
-    text = route.read_text()
-    assert text.count("      namespace: gateway-system\n") == 1
-    route.write_text(text.replace("      namespace: gateway-system\n", "      namespace: edge\n"))
-    policy = one(kustomize(k8s), "NetworkPolicy", "nginx")
-    peers = [peer for rule in policy["spec"]["ingress"] for peer in rule.get("from", [{}])]
-    assert peers == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}]
 
 
 @pytest.mark.parametrize("answers", SHAPES)
