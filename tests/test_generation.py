@@ -169,6 +169,7 @@ def assert_https(project: Path, answers: dict[str, str]) -> None:
 
 def assert_caller_check(project: Path, want: dict[str, str], settings: str, requirements: str, env: str) -> None:
     mode = want["caller_check"]
+    assert "oidc_" not in settings and "app_check_" not in settings  # caller_check.py defines its own settings
     if mode == "none":
         assert [name for name in CALLER_FILES if (project / name).exists()] == []
         assert "headers: tuple[str, ...] = ()" in (project / "caller_check.py").read_text()
@@ -187,14 +188,15 @@ def assert_caller_check(project: Path, want: dict[str, str], settings: str, requ
     assert not re.search(r"""(?im)^\s*import\b.*['"]firebase|import\(\s*['"]firebase""", service)  # the app wires it
     if mode == "firebase_app_check":
         assert 'HEADER = "X-Firebase-AppCheck"' in caller
-        assert f'app_check_project_number: str = Field(default="{want["firebase_project_number"]}"' in settings
+        # Each check's settings are defined with it; settings.Settings inherits them.
+        assert f'app_check_project_number: str = Field(default="{want["firebase_project_number"]}"' in caller
         for name in ("APP_CHECK_PROJECT_NUMBER", "APP_CHECK_JWKS_URL", "APP_CHECK_APP_IDS"):
             assert f"{name}=" in env, name
         assert "X-Firebase-AppCheck" in service
     else:
         assert 'HEADER = "Authorization"' in caller
-        assert f'oidc_issuer: str = "{want["oidc_issuer"]}"' in settings
-        assert f'oidc_audience: str = Field(default="{want["oidc_audience"]}"' in settings
+        assert f'oidc_issuer: str = "{want["oidc_issuer"]}"' in caller
+        assert f'oidc_audience: str = Field(default="{want["oidc_audience"]}"' in caller
         for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
             assert f"{name}=" in env, name
         assert "Bearer" in service

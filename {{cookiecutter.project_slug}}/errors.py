@@ -5,7 +5,9 @@ Both SDK adapters raise these, so the client sees the same status and message wh
 """
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from schemas import TokenUsage
 
@@ -71,3 +73,18 @@ def unusable_answer(what: str) -> UpstreamError:
 
 def overloaded() -> UpstreamError:
     return UpstreamError(503, "The server is busy; retry shortly.", "concurrency cap reached", retry_after=1)
+
+
+def validation_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A 422's detail: where each problem is and what it is, never the value sent. A field name the client
+    made up is named, with what cannot be encoded (a lone surrogate) replaced by "?"."""
+    return [
+        {
+            "loc": [
+                part.encode("utf-8", "replace").decode() if isinstance(part, str) else part for part in error["loc"]
+            ],
+            "msg": error["msg"],
+            "type": error["type"],
+        }
+        for error in errors
+    ]

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 import metrics
 from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
 from caller_check import CallerCheck
-from errors import UpstreamError
+from errors import UpstreamError, validation_problems
 from gemini_client import GeminiClient
 from request_log import RequestLogMiddleware, logger, setup_logging
 from schemas import SubTask, TaskIn
@@ -42,6 +43,9 @@ app = FastAPI(
     title="{{ cookiecutter.project_name }}",
     description={{ cookiecutter.description | python_text(indent=4, prefix_width=16) }},
     lifespan=lifespan,
+    # No redirect from /api/breakdown-task/ to /api/breakdown-task: it would be built from the request's
+    # Host header, which Nginx (`server_name _`) passes on from any client. A 404 instead.
+    redirect_slashes=False,
 )
 app.add_middleware(
     CORSMiddleware,
@@ -75,6 +79,13 @@ async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
     else:
         logger.warning("gemini call failed", extra={"fields": fields})
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers())
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own answer echoes each wrong value back, and fails (500) on one it cannot encode as JSON,
+    # such as a lone surrogate ("\ud800"). Where and what is enough for the client to fix its request.
+    return JSONResponse({"detail": validation_problems(exc.errors())}, status_code=422)
 
 
 @app.get("/")

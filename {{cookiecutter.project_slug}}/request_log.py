@@ -5,6 +5,7 @@ Log lines never hold the API key or the user's task text.
 
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -18,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from metrics import observe_request
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# The ids we take from X-Request-ID: ASCII letters, digits and dashes (Nginx's are 32 hex digits), so a client
+# cannot write arbitrary text into our logs.
+PLAIN_ID = re.compile(rb"[A-Za-z0-9-]{1,64}")
 # Extra fields for this request's log line, filled in by the code that handles it (see note()).
 request_fields: ContextVar[dict[str, Any] | None] = ContextVar("request_fields", default=None)
 logger = logging.getLogger("app")
@@ -81,23 +85,33 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        # Accept only a plain id, so a client cannot write arbitrary text into our logs.
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        rid = incoming.decode() if PLAIN_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
         start = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         with collecting() as noted:
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Logged here, where the request's id is known (uvicorn would log it with none), and answered
+                # with a plain 500 that tells the client nothing of it.
+                logger.exception("unexpected error")
+                if started:
+                    raise  # the answer is under way: only closing the connection can cut it short
+                body = b"Internal Server Error"
+                headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+                await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
+                await send_with_id({"type": "http.response.body", "body": body})
             finally:
                 seconds = time.perf_counter() - start
                 fields = {

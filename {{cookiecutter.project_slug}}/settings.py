@@ -1,15 +1,16 @@
 """Settings, read once from the environment and an optional `.env` file."""
 
 from typing import Annotated, Literal
-{%- if cookiecutter.caller_check != "none" %}
-from urllib.parse import urlsplit
-{%- endif %}
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from caller_check import CallerSettings
 
 
-class Settings(BaseSettings):
+class Settings(CallerSettings):
+    """The app's settings, and those of its caller check (CallerSettings, defined with the check)."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # The only secret. It stays on the server: never logged, never returned to a client.
@@ -30,60 +31,16 @@ class Settings(BaseSettings):
     # Dockerfile sets 2): the load balancer notices the refusal before the replica's address disappears.
     shutdown_drain_seconds: float = Field(default=0, ge=0, le=60)
     allowed_origins: Annotated[list[str], NoDecode] = ["{{ cookiecutter.allowed_origins.split(',') | join('", "') }}"]
-{%- if cookiecutter.caller_check == "firebase_app_check" %}
-    # Firebase App Check (caller_check.py): the project whose apps may call the API, where its keys are,
-    # and optionally which of its apps (app ids, comma-separated; empty admits all of them).
-    app_check_project_number: str = Field(default="{{ cookiecutter.firebase_project_number }}", pattern=r"^[0-9]+$")
-    app_check_jwks_url: str = "https://firebaseappcheck.googleapis.com/v1/jwks"
-    app_check_app_ids: Annotated[list[str], NoDecode] = []
-{%- elif cookiecutter.caller_check == "oidc" %}
-    # OpenID Connect ID tokens (caller_check.py): who issues them, for whom, and where its keys are
-    # (unset: found through the issuer's /.well-known/openid-configuration).
-    oidc_issuer: str = "{{ cookiecutter.oidc_issuer }}"
-    oidc_audience: str = Field(default="{{ cookiecutter.oidc_audience }}", min_length=1)
-    oidc_jwks_url: str | None = None
-{%- endif %}
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
         # ALLOWED_ORIGINS=http://a.example,http://b.example is easier to write than JSON.
         return [origin.rstrip("/") for origin in split_commas(value)] if isinstance(value, str) else value
-{%- if cookiecutter.caller_check == "firebase_app_check" %}
-
-    @field_validator("app_check_app_ids", mode="before")
-    @classmethod
-    def split_app_ids(cls, value: object) -> object:
-        return split_commas(value) if isinstance(value, str) else value
-
-    @field_validator("app_check_jwks_url")
-    @classmethod
-    def https_only(cls, value: str) -> str:
-        return secure_url(value)
-{%- elif cookiecutter.caller_check == "oidc" %}
-
-    @field_validator("oidc_issuer", "oidc_jwks_url")
-    @classmethod
-    def https_only(cls, value: str | None) -> str | None:
-        return None if value is None else secure_url(value.rstrip("/"))
-{%- endif %}
 
 
 def split_commas(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
-{%- if cookiecutter.caller_check != "none" %}
-
-
-def secure_url(url: str) -> str:
-    """Keys must come over https: plain http only to this machine (local development and the tests)."""
-    parsed = urlsplit(url)
-    if parsed.scheme == "https" and parsed.hostname or parsed.scheme == "http" and parsed.hostname in LOOPBACK:
-        return url
-    raise ValueError("must be an https:// URL (http:// only for localhost)")
-
-
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
-{%- endif %}
 
 
 def load_settings() -> Settings:

@@ -71,10 +71,14 @@ async def verify(
         key = await keys.get(kid)
     except UnknownKey:
         raise Refused("unknown kid") from None
+    # An RSA key cannot check an ES256 signature (PyJWT would fail with an error, not a refusal), and a key
+    # published for RS256 must not accept PS256.
+    if header["alg"] not in key.algorithms:
+        raise Refused("algorithm does not match the key")
     try:
         return jwt.decode(
             token,
-            key.key,
+            key.jwk.key,
             algorithms=[header["alg"]],
             issuer=issuer,
             audience=audience,

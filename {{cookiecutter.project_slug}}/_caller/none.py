@@ -5,7 +5,11 @@ only your app (Firebase App Check) or signed-in users (OpenID Connect ID tokens)
 project again with `caller_check` set; this module is where that check goes.
 """
 
-from settings import Settings
+from pydantic_settings import BaseSettings
+
+
+class CallerSettings(BaseSettings):
+    """A caller check's settings (settings.Settings has them too); with no check there are none."""
 
 
 class CallerCheck:
@@ -14,7 +18,7 @@ class CallerCheck:
     headers: tuple[str, ...] = ()  # request headers the browser may send for it (CORS)
     responses: dict[int | str, str] = {}  # answers it adds to the API's documented errors
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CallerSettings) -> None:
         pass
 
     async def __call__(self) -> None:

@@ -8,16 +8,15 @@ one-way hash of the user's `sub`, so one user's requests can be told apart witho
 """
 
 import hashlib
-import json
-import urllib.request
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
 
-from jwks import FETCH_TIMEOUT_SECONDS, KeySet, KeysUnavailable
+from jwks import KeySet, KeysUnavailable, get_json, secure_url
 from request_log import note
-from settings import Settings
 from token_check import ASYMMETRIC_ALGORITHMS, DOCUMENTED_ERRORS, Refused, unauthorized, unavailable, verify
 
 HEADER = "Authorization"
@@ -28,10 +27,24 @@ INVALID = "Invalid or expired sign-in token; sign in again."
 bearer = HTTPBearer(auto_error=False, description="The signed-in user's ID token")
 
 
-def discover_jwks_url(issuer: str) -> str:
+class CallerSettings(BaseSettings):
+    """Who issues the ID tokens, for whom, and where its keys are (unset: found through the issuer's
+    /.well-known/openid-configuration). settings.Settings has these fields too: they are read with the others."""
+
+    # Exactly as the tokens' `iss` says it, trailing slash included if it has one (Auth0's do).
+    oidc_issuer: str = "{{ cookiecutter.oidc_issuer }}"
+    oidc_audience: str = Field(default="{{ cookiecutter.oidc_audience }}", min_length=1)
+    oidc_jwks_url: str | None = None
+
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def https_only(cls, value: str | None) -> str | None:
+        return None if value is None else secure_url(value)
+
+
+async def discover_jwks_url(issuer: str) -> str:
     """The issuer's JWKS URL from its discovery document, which must name the same issuer (OIDC Discovery 4.3)."""
-    with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=FETCH_TIMEOUT_SECONDS) as reply:
-        config = json.load(reply)
+    config = await get_json(issuer.removesuffix("/") + "/.well-known/openid-configuration")
     if config.get("issuer") != issuer:
         raise ValueError(f"the discovery document of {issuer} names another issuer")
     return str(config["jwks_uri"])
@@ -43,11 +56,10 @@ class CallerCheck:
     headers: tuple[str, ...] = (HEADER,)  # request headers the browser may send for it (CORS)
     responses = DOCUMENTED_ERRORS  # added to the API's documented errors (/docs)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CallerSettings) -> None:
         self._issuer = settings.oidc_issuer
         self._audience = settings.oidc_audience
-        jwks_url = settings.oidc_jwks_url
-        self._keys = KeySet(lambda: jwks_url or discover_jwks_url(self._issuer))
+        self._keys = KeySet(settings.oidc_jwks_url or (lambda: discover_jwks_url(self._issuer)))
 
     async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         # RFC 6750: a missing token gets the scheme alone; a bad one also says invalid_token.

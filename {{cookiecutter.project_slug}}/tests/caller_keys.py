@@ -25,8 +25,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # settings.py, when run as a script
 from settings import Settings  # noqa: E402
@@ -56,6 +56,9 @@ def server_settings(server: JwksServer) -> dict[str, str]:
 def proof(token: str) -> dict[str, str]:
     return {"X-Firebase-AppCheck": token}
 
+
+TOKEN_TYPE: str | None = "JWT"  # App Check tokens must say so in their header
+
 {%- else %}
 
 AUDIENCE: str = Settings.model_fields["oidc_audience"].default
@@ -65,39 +68,53 @@ USER = "user-4b1d9e0c"
 def valid_claims(server: JwksServer) -> dict[str, Any]:
     """What an OpenID Connect provider puts in a signed-in user's ID token."""
     now = int(time.time())
-    return {"iss": server.url, "aud": AUDIENCE, "sub": USER, "iat": now, "exp": now + 3600}
+    return {"iss": server.issuer, "aud": AUDIENCE, "sub": USER, "iat": now, "exp": now + 3600}
 
 
 def server_settings(server: JwksServer) -> dict[str, str]:
-    return {"OIDC_ISSUER": server.url}  # its keys are then found through discovery, as in production
+    return {"OIDC_ISSUER": server.issuer}  # its keys are then found through discovery, as in production
 
 
 def proof(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
+
+TOKEN_TYPE: str | None = None  # ID tokens' header typ is not checked
+
 {%- endif %}
 
 
 class SigningKey:
-    """An RSA key pair and its key id."""
+    """A key pair and its key id: RSA for RS256 (what Google and Firebase use), or EC P-256 for ES256."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "RSA") -> None:
         self.kid = secrets.token_hex(8)
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.algorithm = "RS256" if kind == "RSA" else "ES256"
+        self.private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if kind == "RSA"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
 
     def jwk(self) -> dict[str, Any]:
-        public = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
-        return {**public, "kid": self.kid, "use": "sig", "alg": "RS256"}
+        public = self.private.public_key()
+        fields = (
+            RSAAlgorithm.to_jwk(public, as_dict=True)
+            if isinstance(public, rsa.RSAPublicKey)
+            else ECAlgorithm.to_jwk(public, as_dict=True)
+        )
+        return {**fields, "kid": self.kid, "use": "sig", "alg": self.algorithm}
 
     def public_pem(self) -> bytes:
         return self.private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    def sign(self, claims: dict[str, Any], algorithm: str = "RS256", **header: Any) -> str:
+    def sign(self, claims: dict[str, Any], algorithm: str | None = None, **header: Any) -> str:
         """A token; `header` changes its header (a value of None leaves that field out)."""
         fields = {"kid": self.kid, "typ": "JWT", **header}
-        return jwt.encode(claims, self.private, algorithm=algorithm, headers={k: v for k, v in fields.items() if v})
+        headers = {k: v for k, v in fields.items() if v}
+        return jwt.encode(claims, self.private, algorithm=algorithm or self.algorithm, headers=headers)
 
 
 def forge_hs256(claims: dict[str, Any], kid: str, secret: bytes) -> str:
@@ -115,11 +132,14 @@ def forge_hs256(claims: dict[str, Any], kid: str, secret: bytes) -> str:
 
 class JwksServer:
     """Publishes `keys` at /jwks and a discovery document at /.well-known/openid-configuration, counting
-    the fetches of each. With `down` set, both answer 503."""
+    the fetches of each. With `down` set, both answer 503; with `delay`, they answer that many seconds
+    late; with `trickle`, they send the body one byte per `trickle` seconds."""
 
-    def __init__(self, *keys: SigningKey, port: int = 0) -> None:
+    def __init__(self, *keys: SigningKey, port: int = 0, host: str = "127.0.0.1") -> None:
         self.keys = list(keys)
         self.down = False
+        self.delay = 0.0
+        self.trickle = 0.0
         self.fetches = 0
         self.discoveries = 0
         server = self
@@ -129,15 +149,22 @@ class JwksServer:
                 pass
 
             def do_GET(self) -> None:
+                try:
+                    self.answer()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the backend gave up waiting (the slow and trickling tests)
+
+            def answer(self) -> None:
                 if self.path == "/jwks":
                     server.fetches += 1
                     body: Any = {"keys": [key.jwk() for key in server.keys]}
                 elif self.path == "/.well-known/openid-configuration":
                     server.discoveries += 1
-                    body = {"issuer": server.url, "jwks_uri": server.jwks_url}
+                    body = {"issuer": server.issuer, "jwks_uri": server.discovered_jwks_url}
                 else:
                     self.send_error(404)
                     return
+                time.sleep(server.delay)
                 if server.down:
                     self.send_error(503)
                     return
@@ -146,12 +173,20 @@ class JwksServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not server.trickle:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(server.trickle)
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._http = ThreadingHTTPServer((host, port), Handler)
         self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        self.url = f"http://{host}:{self._http.server_address[1]}"
         self.jwks_url = f"{self.url}/jwks"
+        self.issuer = self.url  # what the discovery document and valid_claims() name as the issuer
+        self.discovered_jwks_url = self.jwks_url  # what the discovery document names as jwks_uri
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
     def stop(self) -> None:

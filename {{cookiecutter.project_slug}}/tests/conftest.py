@@ -59,15 +59,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(tmp_dir: Path, env: dict[str, str]) -> Server:
-    """Run `uvicorn main:app` as the Dockerfile does, and wait until it answers."""
+def start_server(tmp_dir: Path, env: dict[str, str], app: str = "main:app") -> Server:
+    """Run `uvicorn main:app` as the Dockerfile does (or another `app` in tmp_dir), and wait until it answers."""
     port = free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
     prefixes = ("GEMINI_", "ALLOWED_", "APP_CHECK_", "OIDC_")
     full_env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     full_env.update(env)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_dir,  # no .env there: the tests set everything through the environment
         env={**full_env, "PYTHONPATH": str(PROJECT)},
         stdout=log_path.open("wb"),

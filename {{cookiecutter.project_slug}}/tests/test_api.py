@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -109,6 +110,23 @@ def test_malformed_json_gets_422(client: httpx.Client, fake: FakeGemini) -> None
     response = client.post("/api/breakdown-task", content=b'{"title": ', headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert fake.count == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"title": "\\ud800x"}', b'{"title": "ok", "\\udfff": 1}'],
+    ids=["lone-surrogate-value", "lone-surrogate-field"],
+)
+def test_422_names_the_problem_without_echoing_the_input(
+    client: httpx.Client, fake: FakeGemini, server: Server, body: bytes
+) -> None:
+    response = client.post("/api/breakdown-task", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert set(problem) == {"loc", "msg", "type"}  # where, what: no `input`
+    assert problem["loc"][0] == "body" and problem["msg"]
+    assert fake.count == 0
+    assert "Traceback" not in server.log()
 
 
 def test_title_at_the_limits_is_accepted_and_trimmed(client: httpx.Client) -> None:
@@ -272,6 +290,43 @@ def test_cors_refuses_other_origins(client: httpx.Client, fake: FakeGemini) -> N
     response = client.get("/", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
     assert fake.count == 0
+
+
+def test_a_trailing_slash_is_404_not_a_redirect(client: httpx.Client, fake: FakeGemini) -> None:
+    # Behind Nginx's `server_name _` a redirect would send the client to whatever Host it sent.
+    response = client.post("/api/breakdown-task/", json=TASK, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert fake.count == 0
+
+
+def test_request_ids_are_plain_ascii(client: httpx.Client) -> None:
+    for incoming in ("abc\xe9", "x" * 65, "a b", "a/b"):
+        response = client.get("/healthz", headers={"X-Request-ID": incoming.encode("latin-1")})
+        echoed = response.headers["x-request-id"]
+        assert echoed != incoming and re.fullmatch("[0-9a-f]{32}", echoed), echoed  # a new id instead
+    for plain in ("req-4242-abc", "F00D", "x" * 64):
+        assert client.get("/healthz", headers={"X-Request-ID": plain}).headers["x-request-id"] == plain
+
+
+def test_an_unexpected_error_is_a_plain_500_logged_with_the_request_id(
+    tmp_path_factory: pytest.TempPathFactory, fake: FakeGemini
+) -> None:
+    folder = tmp_path_factory.mktemp("unexpected")
+    # The app with one more route, whose bug is not caught anywhere in it.
+    (folder / "failing_app.py").write_text(
+        "from main import app\n\n\n@app.get('/fail')\nasync def fail() -> None:\n    raise RuntimeError('a bug')\n"
+    )
+    server = start_server(folder, server_env(fake), app="failing_app:app")
+    try:
+        response = httpx.get(f"{server.url}/fail", headers={"X-Request-ID": "bug-1"})
+    finally:
+        stop_server(server)
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"  # nothing of the error reaches the client
+    (traceback,) = [line for line in log_lines(server) if "exception" in line]  # logged once...
+    assert traceback["request_id"] == "bug-1"  # ...with the request's id
+    assert "RuntimeError: a bug" in traceback["exception"]
 
 
 def test_request_id_is_echoed_and_logged(client: httpx.Client, server: Server) -> None:
