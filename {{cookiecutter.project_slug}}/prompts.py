@@ -50,6 +50,7 @@ class Prompt:
     file: str  # as shown in messages: prompts/<id>.prompt
     description: str
     call: CallSpec
+    input_schema: dict[str, Any]  # JSON Schema, as the file says (Picoschema converted)
     input_model: type[BaseModel]  # the request body: exactly the prompt's input schema
     response_model: Any  # what the endpoint answers, for validation and OpenAPI
     answer: TypeAdapter[Any]
@@ -167,6 +168,7 @@ def load_prompt(path: Path, max_chars: int, render: Handlebars, check: Handlebar
         file=f"{path.parent.name}/{path.name}",
         description=parsed.description or f"Calls Gemini with {path.name}.",
         call=CallSpec(name=prompt_id, model=model, config=config, response_schema=output_schema),
+        input_schema=input_schema,
         input_model=input_model,
         response_model=response_model,
         answer=TypeAdapter(response_model),
