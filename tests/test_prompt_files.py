@@ -96,13 +96,18 @@ def test_added_prompt_files_are_served_and_checked(
     )  # fmt: skip
     assert suite.returncode == 0, suite.stdout[-6000:] + suite.stderr[-2000:]
     for prompt_id in ("breakdown-task", "classify-ticket", "summarize"):
-        for test in ("answers_with_its_messages_and_schema_on_the_wire", "refuses_an_over_long_string_before_gemini",
-                     "refuses_unknown_fields_before_gemini", "openapi_lists_each_prompt_with_its_schemas"):
+        for test in (
+            "answers_with_its_messages_and_schema_on_the_wire",
+            "refuses_an_over_long_string_before_gemini",
+            "refuses_unknown_fields_before_gemini",
+            "openapi_lists_each_prompt_with_its_schemas",
+        ):
             assert f"{test}[{prompt_id}] PASSED" in suite.stdout, (test, prompt_id)
         assert f"test_input_values_are_data_not_template_code[{prompt_id}] PASSED" in suite.stdout
 
 
-def test_generated_client_compiles_strict(node_tools: Path, bake: Callable[..., Path], tmp_path: Path) -> None:
+@pytest.mark.usefixtures("node_tools")
+def test_generated_client_compiles_strict(bake: Callable[..., Path], tmp_path: Path) -> None:
     project, venv = with_prompts(bake(), tmp_path / "bake")
     assert run(venv, project, "scripts/gen_client.py").returncode == 0
     service = (project / "frontend" / "services" / "geminiService.ts").read_text()
