@@ -22,6 +22,9 @@ for entry in manifest["files"]:
 for entry in manifest.get("folders", []):
     if not entry["keep"]:
         shutil.rmtree(entry["path"])  # fails loudly if the folder is not there
+for entry in manifest.get("copies", []):
+    if entry["keep"]:
+        shutil.copytree(entry["from"], entry["to"])
 for folder in manifest["emptied"]:
     Path(folder).rmdir()  # fails loudly if the manifest forgot a file in it
 MANIFEST.unlink()
