@@ -4,14 +4,16 @@ frontend client, which compiles under `tsc --strict`. Both SDKs."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.helpers import project_venv
-from test_frontend import FIXTURE, node_tools, tsc  # noqa: F401 - node_tools: a fixture
+from support.helpers import free_port, project_venv, stop_process, wait_for_http
+from test_frontend import FIXTURE, Browser, build_page, load_fake_gemini, node_tools, serve, tsc  # noqa: F401
 
 CLASSIFY = """---
 description: Classify a support ticket.
@@ -48,7 +50,7 @@ input:
   schema:
     type: object
     properties:
-      text: {type: string, minLength: 1, maxLength: 20000}
+      text: {type: string, minLength: 1, maxLength: 8000}
     required: [text]
     examples: [{text: "A long text about many things."}]
 output:
@@ -136,3 +138,64 @@ def test_generated_client_compiles_strict(bake: Callable[..., Path], tmp_path: P
     )
     wrong = tsc(app, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "wrong.ts")
     assert wrong.returncode != 0 and "priority" in wrong.stdout  # the input type is exact
+
+
+PAGE = """import { classifyTicket, summarize } from './services/geminiService';
+
+const out = document.getElementById('out') as HTMLElement;
+Promise.all([classifyTicket({ subject: 'Charged {{twice}}' }), summarize({ text: 'A long text.' })]).then(
+  ([ticket, summary]) => {
+    out.textContent = JSON.stringify({ ticket, summary });
+    out.dataset.state = 'ok';
+  },
+  (error: unknown) => {
+    out.textContent = error instanceof Error ? error.message : String(error);
+    out.dataset.state = 'error';
+  },
+);
+"""
+
+
+@pytest.mark.usefixtures("node_tools")
+def test_generated_functions_work_in_chromium(bake: Callable[..., Path], tmp_path: Path) -> None:
+    """The generated classifyTicket and summarize, bundled like Vite would, called from a page in Chromium
+    against the bake's backend (with the two prompt files) and its fake Gemini."""
+    project, venv = with_prompts(bake(), tmp_path / "bake")
+    assert run(venv, project, "scripts/gen_client.py").returncode == 0
+    site, app = tmp_path / "site", tmp_path / "app"
+    (app / "services").mkdir(parents=True)
+    site.mkdir()
+    shutil.copy(FIXTURE / "types.ts", app / "types.ts")
+    shutil.copy(project / "frontend" / "services" / "geminiService.ts", app / "services")
+    (app / "e2e-entry.ts").write_text(PAGE)
+    server = serve(site, free_port())
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    backend_port = free_port()
+    build_page(app, site, "page", f"http://127.0.0.1:{backend_port}")
+    fake = load_fake_gemini(project).FakeGemini(host="127.0.0.1", port=0).start()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_ORIGINS"))}
+    env |= {"GEMINI_API_KEY": "server-side-test-key", "GEMINI_BASE_URL": fake.base_url, "ALLOWED_ORIGINS": origin}
+    command = [str(venv / "bin" / "python"), "-m", "uvicorn", "main:app", "--port", str(backend_port)]
+    backend = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = None
+    try:
+        wait_for_http(f"http://127.0.0.1:{backend_port}/healthz", timeout=60, process=backend)
+        browser = Browser()
+        result = browser.visit(f"{origin}/page/")
+    finally:
+        if browser is not None:
+            browser.close()
+        server.shutdown()
+        server.server_close()
+        stop_process(backend)
+        fake.stop()
+    assert result["state"] == "ok", result
+    answer = json.loads(result["text"])
+    assert answer["ticket"]["category"] in ("billing", "bug", "question")
+    assert isinstance(answer["ticket"]["urgency"]["level"], int)
+    assert answer["summary"] == "A plain text answer."  # the fake's text answer, unwrapped from {"text": ...}
+    sent = {seen.path.rsplit("/", 1)[-1]: seen for seen in fake.requests}
+    assert len(fake.requests) == 2 and all(
+        seen.headers["x-goog-api-key"] == "server-side-test-key" for seen in sent.values()
+    )
+    assert any("Subject: Charged {{twice}}" in seen.user_text for seen in fake.requests)  # sent as typed
