@@ -8,15 +8,21 @@ gets a validated answer, its rendered system and user text and its schema reach 
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fake_gemini import FakeGemini, fitting
 
+import gemini_calls
 import gemini_client
+from errors import UpstreamError
+from gemini_calls import GeminiCalls
 from prompts import PROMPTS_DIR, Prompt, load_prompts
+from schemas import Answer, CallSpec
 from settings import Settings
 
 MAX_CHARS = Settings.model_fields["prompt_input_max_chars"].default
@@ -125,4 +131,45 @@ def test_seed_prompt_sends_braces_literally(client: httpx.Client, fake: FakeGemi
     assert response.status_code == 200
     (seen,) = fake.requests
     assert json.loads(seen.user_text) == {"title": "Fix {{title}} and {{#if x}}", "description": None}
+
+
+class HeldClient:
+    """Stands in for GeminiClient: every call waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.calls: list[str] = []
+
+    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
+        self.calls.append(call.name)
+        await self.release.wait()
+        return Answer("[{\"title\": \"a\"}, {\"title\": \"b\"}]" if call.response_schema else "text", None)
+
+
+def test_one_concurrency_cap_is_shared_by_every_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GEMINI_MAX_CONCURRENCY is one cap per process: a second endpoint does not bring slots of its own."""
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "breakdown-task.prompt").write_text((PROMPTS_DIR / "breakdown-task.prompt").read_text())
+    (folder / "ask.prompt").write_text(
+        "---\ninput:\n  schema:\n    question: string\noutput:\n  format: text\n---\n{{question}}\n"
+    )
+    prompts = load_prompts(folder, MAX_CHARS)
+    monkeypatch.setattr(gemini_calls, "QUEUE_WAIT_SECONDS", 0.2)
+    client = HeldClient()
+    calls = GeminiCalls(client, Settings(gemini_api_key="unused", gemini_max_concurrency=1))  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[Any, Any]:
+        first = asyncio.create_task(
+            calls.answer(prompts["breakdown-task"], prompts["breakdown-task"].input_model(title="t"))
+        )
+        await asyncio.sleep(0.05)  # the first call holds the only slot
+        with pytest.raises(UpstreamError) as refused:
+            await calls.answer(prompts["ask"], prompts["ask"].input_model(question="q"))
+        client.release.set()
+        return await first, refused.value
+
+    answer, refused = asyncio.run(scenario())
+    assert len(answer) == 2 and refused.status_code == 503
+    assert client.calls == ["breakdown-task"]  # the other prompt never reached Gemini
 {% endraw -%}
