@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, server_env
+from conftest import PROJECT, RETIRED_MODEL, server_env
 from fake_gemini import FakeGemini
 
 from prompts import PromptError, load_prompts
@@ -126,4 +126,19 @@ def test_doctor_reports_a_broken_file(fake: FakeGemini, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"FAIL  prompts: prompts/{file}: {words}" in result.stdout
+
+
+def test_doctor_checks_each_prompts_own_model(fake: FakeGemini, tmp_path: Path) -> None:
+    files = {"ask.prompt": f"---\nmodel: googleai/{RETIRED_MODEL}\n" + GOOD.removeprefix("---\n")}
+    env = server_env(fake, PROMPTS_DIR=str(write(tmp_path, files)))
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "doctor.py")],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"FAIL  prompts: prompts/ask.prompt: model {RETIRED_MODEL} is not served or cannot generate" in result.stdout
 {% endraw -%}
