@@ -2,8 +2,8 @@
 
 The manifest is the one place that says which file exists under which answer, one entry per feature: the SDK
 adapter that becomes gemini_client.py, the caller check's modules and tests, the HTTPS scripts, whole folders
-(certbot/, k8s/), and the one lock of _locks/ that becomes requirements.lock. This hook only carries it out,
-and prints nothing when all went well.
+(certbot/, k8s/) and copies (prompts/ into k8s/), and the one lock of _locks/ that becomes requirements.lock.
+This hook only carries it out, and prints nothing when all went well.
 Standard library only.
 """
 
@@ -24,6 +24,9 @@ for feature in manifest["features"]:
     for folder in feature.get("folders", []):
         if not feature["keep"]:
             shutil.rmtree(folder)
+    for copy in feature.get("copies", []):
+        if feature["keep"]:
+            shutil.copytree(copy["from"], copy["to"])
 for entry in manifest["choose"]:
     folder = Path(entry["folder"])
     (folder / entry["file"]).rename(entry["as"])  # fails loudly if the template holds no such file

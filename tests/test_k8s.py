@@ -143,6 +143,7 @@ def test_manifests_render_and_validate_against_the_api_schemas(render: Any, answ
     kinds = sorted(f"{o['kind']}/{o['metadata']['name'].split('-')[0]}" for o in objects)
     assert kinds == sorted([
         "Namespace/" + namespace_of(answers).split("-")[0], "ConfigMap/backend", "ConfigMap/nginx", "Secret/gemini",
+        "ConfigMap/prompts",
         "Deployment/backend", "Service/backend", "PodDisruptionBudget/backend", "HorizontalPodAutoscaler/backend",
         "Deployment/nginx", "Service/nginx", "PodDisruptionBudget/nginx",
         "NetworkPolicy/default", "NetworkPolicy/backend", "NetworkPolicy/nginx",
@@ -238,6 +239,11 @@ def test_rendered_objects_keep_replicas_hardening_probes_and_timing(render: Any,
                 assert option(argv, "--forwarded-allow-ips") == "*"
                 i = cmd.index("--forwarded-allow-ips") + 1
                 assert argv[:i] + argv[i + 1 :] == cmd[:i] + cmd[i + 1 :], "the Dockerfile's CMD but one value"
+                # The prompt files, from the generated (hashed) config map: a changed prompt rolls the pods.
+                assert mounts["/app/prompts"] == "prompts"
+                assert volumes["prompts"]["configMap"]["name"].startswith("prompts-")
+                prompts_map = next(o for o in objects if o["metadata"]["name"] == volumes["prompts"]["configMap"]["name"])
+                assert sorted(prompts_map["data"]) == sorted(p.name for p in (project / "prompts").glob("*.prompt"))
             else:
                 assert pod["terminationGracePeriodSeconds"] > prestop + read_timeout
                 assert mounts["/etc/nginx/nginx.conf"] == "conf"

@@ -1,7 +1,9 @@
 """Check, before going live, that Gemini answers this server with its key and model.
 
-    python doctor.py              # settings, Gemini reachable, key accepted, model served (costs no tokens)
-    python doctor.py --generate   # and one real call through the API's own code path (costs a few tokens)
+    python doctor.py              # settings, Gemini reachable, key accepted, model served, every prompt
+                                  # file parses and its model and config fit (costs no tokens)
+    python doctor.py --generate   # and one real call per prompt through the API's own code path, with the
+                                  # first `examples` entry of its input schema (costs a few tokens)
 
 It reads the same settings as the app (the environment and `.env`), prints one line per check and
 stops at the first failure, saying what to fix. Exit status: 0 all good, 1 a check failed, 2 bad usage.
@@ -10,18 +12,31 @@ In the stack: `docker compose run --rm backend python doctor.py`.
 
 import argparse
 import asyncio
+import json
 import sys
+from typing import Any
 
-from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
 from errors import UpstreamError
+from gemini_calls import GeminiCalls
 from gemini_client import SDK, GeminiClient
+from prompts import PROMPTS_DIR, Prompt, PromptError, load_prompts
 from request_log import collecting
-from schemas import TaskIn
 from settings import Settings, load_settings
 
 CURRENT_MODELS = "gemini-3.5-flash-lite, gemini-3.8-flash or gemini-3.1-flash-lite"  # checked 2026-11-27
 KEY_HELP = "create a key at https://aistudio.google.com/apikey and put it in .env"
-SAMPLE_TASK = TaskIn(title="Plan a team offsite", description="30 people, one day in June")
+
+
+def thinking_problem(model: str, level: str | None) -> str | None:
+    """What Gemini is known to refuse about a thinking level for a model (public sources, 2026-12;
+    no official per-model table exists), or None. Only a real call can tell for certain."""
+    if not level:
+        return None
+    if model.startswith("gemini-2"):
+        return "2.x models take no thinkingLevel (they take a token budget): remove it"
+    if level == "minimal" and ("pro" in model or model.startswith("gemini-3.8-flash")):
+        return f"{model} refuses thinkingLevel minimal: use low or higher"
+    return None
 
 
 class CheckFailed(Exception):
@@ -43,13 +58,37 @@ class Doctor:
         return CheckFailed(verdict)
 
     async def examine(self, settings: Settings, generate: bool) -> None:
-        client = GeminiClient(settings, SYSTEM_INSTRUCTION)
+        client = GeminiClient(settings)
         try:
             await self.check_model(client, settings)
+            prompts = await self.check_prompts(client, settings)
             if generate:
-                await self.generate(client, settings)
+                calls = GeminiCalls(client, settings)
+                for prompt in prompts.values():
+                    await self.generate(calls, prompt)
         finally:
             await client.aclose()
+
+    async def check_prompts(self, client: GeminiClient, settings: Settings) -> dict[str, Prompt]:
+        """Every prompt file parses, and its model and config fit as far as can be told without a call."""
+        try:
+            prompts = load_prompts(settings.prompts_dir or PROMPTS_DIR, settings.prompt_input_max_chars)
+        except PromptError as exc:
+            raise self.fail("prompts", str(exc)) from None
+        for prompt in prompts.values():
+            model = prompt.call.model or settings.gemini_model
+            if prompt.call.model and prompt.call.model != settings.gemini_model:
+                try:
+                    methods = await client.check_model(model)
+                except UpstreamError:
+                    methods = []
+                if "generateContent" not in methods:
+                    raise self.fail("prompts", f"{prompt.file}: model {model} is not served or cannot generate")
+            problem = thinking_problem(model, prompt.call.config.thinking_level or settings.gemini_thinking_level)
+            if problem:
+                raise self.fail("prompts", f"{prompt.file}: {problem}")
+        self.report(True, "prompts", f"{len(prompts)} served: " + ", ".join(f"/api/{name}" for name in prompts))
+        return prompts
 
     async def check_model(self, client: GeminiClient, settings: Settings) -> None:
         """Reachable, key accepted, model served: one models `get` call tells all three, and costs no tokens."""
@@ -76,18 +115,31 @@ class Doctor:
             )
         self.report(True, "model", f"{model} is served and supports generateContent")
 
-    async def generate(self, client: GeminiClient, settings: Settings) -> None:
-        """One structured call through TaskBreakdown, exactly as POST /api/breakdown-task makes it."""
+    async def generate(self, calls: GeminiCalls, prompt: Prompt) -> None:
+        """One call through GeminiCalls, exactly as POST /api/<id> makes it, with the prompt's example input."""
+        check = f"generate {prompt.id}"
+        if prompt.example is None:
+            self.report(True, check, "skipped: its input schema has no `examples` entry to send")
+            return
         with collecting() as noted:  # what the request's log line would say: tokens, attempts
             try:
-                subtasks = await TaskBreakdown(client, settings).suggest(SAMPLE_TASK)
+                answer = await calls.answer(prompt, prompt.input_model.model_validate(prompt.example))
             except UpstreamError as exc:
-                raise self.fail("generate", f"{exc.detail} ({exc.cause})") from None
+                raise self.fail(check, f"{exc.detail} ({exc.cause})") from None
         tokens = noted.get("gemini_tokens", {})
         spent = ", ".join(f"{kind} {count}" for kind, count in tokens.items()) or "none reported"
-        self.report(True, "generate", f"{len(subtasks)} sub-tasks for {SAMPLE_TASK.title!r}; tokens: {spent}")
-        for subtask in subtasks:
-            print(f"      - {subtask.title}", flush=True)
+        value = prompt.answer.dump_python(answer, mode="json")
+        items = value if isinstance(value, list) else [value]
+        self.report(True, check, f"{len(items)} item{'s' * (len(items) != 1)} in the answer; tokens: {spent}")
+        for item in items:
+            print(f"      - {summary(item)}", flush=True)
+
+
+def summary(item: Any) -> str:
+    """One answer item on one line: its first text field (a title, say), else its JSON."""
+    text = next((value for value in item.values() if isinstance(value, str)), None) if isinstance(item, dict) else None
+    line = text if text is not None else json.dumps(item, ensure_ascii=False)
+    return line if len(line) <= 100 else line[:99] + "…"
 
 
 def main(argv: list[str] | None = None) -> int:

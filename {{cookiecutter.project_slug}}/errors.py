@@ -67,7 +67,7 @@ def timed_out(cause: str = "deadline passed") -> UpstreamError:
 
 
 def unusable_answer(what: str) -> UpstreamError:
-    """Blocked, empty, truncated or malformed answers: Gemini answered, but not with sub-tasks."""
+    """Blocked, empty, truncated or malformed answers: Gemini answered, but not with what the prompt asks for."""
     return UpstreamError(502, f"Gemini's answer was unusable ({what}).", what)
 
 

@@ -13,16 +13,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 import metrics
-from breakdown import SYSTEM_INSTRUCTION, TaskBreakdown
 from caller_check import CallerCheck
+from endpoints import add_prompt_routes
 from errors import UpstreamError, validation_problems
+from gemini_calls import GeminiCalls
 from gemini_client import GeminiClient
+from prompts import load_prompts_or_exit
 from request_log import RequestLogMiddleware, logger, setup_logging
-from schemas import SubTask, TaskIn
 from settings import load_settings
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
 setup_logging()
+# Every prompts/<id>.prompt, checked: a wrong one stops start-up here, with one line naming it.
+prompts = load_prompts_or_exit(settings.prompts_dir, settings.prompt_input_max_chars)
 # Who may call the API (caller_check.py). As a dependency of the route it runs before the route's code:
 # a refused request never waits for a Gemini slot or makes a Gemini call.
 caller_check = CallerCheck(settings)
@@ -31,8 +34,9 @@ caller_check = CallerCheck(settings)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One client for the process: it keeps its connections to Gemini open between requests.
-    client = GeminiClient(settings, SYSTEM_INSTRUCTION)
-    app.state.breakdown = TaskBreakdown(client, settings)
+    client = GeminiClient(settings)
+    # One for the process, shared by every prompt endpoint: GEMINI_MAX_CONCURRENCY is one cap.
+    app.state.gemini_calls = GeminiCalls(client, settings)
     yield
     # uvicorn runs this after it stopped listening and the requests in flight finished.
     await asyncio.sleep(settings.shutdown_drain_seconds)
@@ -105,12 +109,8 @@ async def prometheus_metrics() -> Response:
     return metrics.metrics_response()
 
 
-@app.post(
-    "/api/breakdown-task",
-    responses=ERROR_RESPONSES,
-    dependencies=[Depends(caller_check)],
-)
-async def breakdown_task(task: TaskIn, request: Request) -> list[SubTask]:
-    """Suggest 2 to 5 sub-tasks for a task."""
-    breakdown: TaskBreakdown = request.app.state.breakdown
-    return await breakdown.suggest(task)
+# POST /api/<id> for each prompt file, behind the caller check: a refused request never waits for a
+# Gemini slot or makes a Gemini call.
+add_prompt_routes(app, prompts, dependencies=[Depends(caller_check)], responses=ERROR_RESPONSES)
+for prompt_id in prompts:
+    metrics.register_prompt(prompt_id)

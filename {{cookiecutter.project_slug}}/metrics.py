@@ -33,17 +33,30 @@ HTTP_DURATION = Histogram(
     # Most time is Gemini's: from a fast refusal to the end of a long, retried call.
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
 )
+# The prompt label is a prompt file's id: a fixed set, read at start-up.
 GEMINI_ATTEMPTS = Counter(
-    "gemini_attempts", "Gemini calls made, by outcome: ok, or the HTTP status we answered for it.", ["outcome"]
+    "gemini_attempts",
+    "Gemini calls made, by prompt and outcome: ok, or the HTTP status we answered for it.",
+    ["prompt", "outcome"],
 )
 # Their sum is Gemini's total; prompt tokens are billed at one price, answer and thinking at another.
-GEMINI_TOKENS = Counter("gemini_tokens", "Tokens Gemini reported, by kind: prompt, answer, thinking.", ["kind"])
+GEMINI_TOKENS = Counter(
+    "gemini_tokens", "Tokens Gemini reported, by prompt and kind: prompt, answer, thinking.", ["prompt", "kind"]
+)
 TOKEN_KINDS = ("prompt", "answer", "thinking")
-for kind in TOKEN_KINDS:
-    GEMINI_TOKENS.labels(kind)  # present at 0 from the start, so rates work before the first call
+# All prompts share the slots: GEMINI_MAX_CONCURRENCY is one cap per replica.
 GEMINI_IN_FLIGHT = Gauge("gemini_calls_in_flight", "Requests holding one of the GEMINI_MAX_CONCURRENCY slots.")
 GEMINI_MAX_CONCURRENCY = Gauge("gemini_max_concurrency", "GEMINI_MAX_CONCURRENCY: slots this replica has.")
-GEMINI_REFUSED = Counter("gemini_refused_at_cap", "Requests answered 503 because every slot stayed busy.")
+GEMINI_REFUSED = Counter(
+    "gemini_refused_at_cap", "Requests answered 503 because every slot stayed busy, by prompt.", ["prompt"]
+)
+
+
+def register_prompt(prompt_id: str) -> None:
+    """Create the prompt's series at 0, so rates work before its first call."""
+    for kind in TOKEN_KINDS:
+        GEMINI_TOKENS.labels(prompt_id, kind)
+    GEMINI_REFUSED.labels(prompt_id)
 
 
 def route_of(scope: Scope) -> str:
@@ -61,11 +74,11 @@ def observe_request(scope: Scope, status: int, seconds: float) -> None:
     HTTP_DURATION.labels(route).observe(seconds)
 
 
-def observe_attempt(outcome: str | int, usage: TokenUsage | None) -> None:
-    GEMINI_ATTEMPTS.labels(str(outcome)).inc()
+def observe_attempt(prompt_id: str, outcome: str | int, usage: TokenUsage | None) -> None:
+    GEMINI_ATTEMPTS.labels(prompt_id, str(outcome)).inc()
     if usage is not None:
         for kind in TOKEN_KINDS:
-            GEMINI_TOKENS.labels(kind).inc(getattr(usage, kind))
+            GEMINI_TOKENS.labels(prompt_id, kind).inc(getattr(usage, kind))
 
 
 def metrics_response() -> Response:

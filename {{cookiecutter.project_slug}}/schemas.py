@@ -1,62 +1,38 @@
-"""Request and response bodies of the API, the schema Gemini must answer in, and what one call returns."""
+"""What one Gemini call sends and what it returns: the types both SDK adapters and the prompt code share."""
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
-
-# What a client sends is checked exactly as the OpenAPI schema says, and trimmed only afterwards, so
-# the docs and the API agree on every input. "Not blank" is a pattern (a character that is not an
-# ASCII space or control) spelt without \s, which JSON Schema, Python and Rust each read differently.
-ASCII_SPACE = " \t\n\r\x0b\x0c"
-Trimmed = AfterValidator(lambda text: text.strip(ASCII_SPACE))
-TitleIn = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"[^\x00-\x20\x7f]"), Trimmed]
-DescriptionIn = Annotated[str, StringConstraints(max_length=2000), Trimmed]
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
-class TaskIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a typo in a field name is an error, not ignored
+class GenerationConfig(BaseModel):
+    """A prompt's `config:` block: the Gemini generation settings a prompt file may set, spelt as in
+    Gemini's API. Any other key stops start-up: a typo must not silently fall back to a default."""
 
-    title: TitleIn
-    description: DescriptionIn | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
-
-# What Gemini answers is trimmed first, then checked: stray spaces from a model are not an error.
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class SubTask(BaseModel):
-    title: Title
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
-
-
-SubTasks = Annotated[list[SubTask], Field(min_length=2, max_length=5)]
-
-# Built once: validating the model's answer is then one call, with no per-request schema work.
-SUBTASKS_ADAPTER: TypeAdapter[list[SubTask]] = TypeAdapter(SubTasks)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    stop_sequences: list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # Unset: GEMINI_THINKING_LEVEL applies (google-genai only, like that setting).
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = None
 
 
-def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
-    """Replace `$ref`s by their definitions: Gemini's schema support is a subset of JSON Schema."""
-    if isinstance(schema, dict):
-        if "$ref" in schema:
-            return _inline_refs(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
-        inlined = {key: _inline_refs(value, defs) for key, value in schema.items() if key not in ("$defs", "title")}
-        if "properties" in schema:  # property names are data, not the "title" annotation dropped above
-            inlined["properties"] = {name: _inline_refs(sub, defs) for name, sub in schema["properties"].items()}
-        return inlined
-    if isinstance(schema, list):
-        return [_inline_refs(item, defs) for item in schema]
-    return schema
+@dataclass(frozen=True, eq=False)  # one per prompt, built at start-up; adapters cache SDK objects per instance
+class CallSpec:
+    """What stays the same for every call of one prompt."""
 
-
-def _response_json_schema() -> dict[str, Any]:
-    schema = SUBTASKS_ADAPTER.json_schema()
-    return _inline_refs(schema, schema.get("$defs", {}))
-
-
-# The JSON Schema of the answer, derived from SubTasks above so the two cannot drift apart.
-RESPONSE_JSON_SCHEMA: dict[str, Any] = _response_json_schema()
+    name: str  # the prompt id, for logs
+    model: str | None  # None: the GEMINI_MODEL setting
+    config: GenerationConfig
+    response_schema: dict[str, Any] | None  # JSON Schema of a JSON answer; None: the answer is text
 
 
 @dataclass(frozen=True)
@@ -82,7 +58,7 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class Answer:
-    """One successful Gemini call: the answer's text (JSON, still to be validated) and what it cost."""
+    """One successful Gemini call: the answer's text (JSON still to be validated, or text) and what it cost."""
 
     text: str
     usage: TokenUsage | None  # None when Gemini reported no usage

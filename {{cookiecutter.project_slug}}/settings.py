@@ -1,5 +1,6 @@
 """Settings, read once from the environment and an optional `.env` file."""
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -30,6 +31,11 @@ class Settings(CallerSettings):
     # Seconds a stopping replica stays up, refusing new connections, after its last request (the
     # Dockerfile sets 2): the load balancer notices the refusal before the replica's address disappears.
     shutdown_drain_seconds: float = Field(default=0, ge=0, le=60)
+    # The prompt files served as endpoints (prompts.py); unset means the prompts/ folder beside this file.
+    prompts_dir: Path | None = None
+    # The most characters a prompt's string input may hold when its schema sets no maxLength; 0 makes such
+    # a string an error at start-up instead, so no endpoint ever accepts unbounded text.
+    prompt_input_max_chars: int = Field(default=4000, ge=0, le=1_000_000)
     allowed_origins: Annotated[list[str], NoDecode] = ["{{ cookiecutter.allowed_origins.split(',') | join('", "') }}"]
 
     @field_validator("allowed_origins", mode="before")

@@ -11,7 +11,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import RESPONSE_JSON_SCHEMA, Answer, TokenUsage
+from schemas import Answer, CallSpec, TokenUsage
 from settings import Settings
 
 SDK = "google-genai"
@@ -20,8 +20,9 @@ T = TypeVar("T")
 
 
 class GeminiClient:
-    def __init__(self, settings: Settings, system_instruction: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._model = settings.gemini_model
+        self._thinking_level = settings.gemini_thinking_level
         self._client = genai.Client(
             api_key=settings.gemini_api_key.get_secret_value(),
             http_options=types.HttpOptions(
@@ -32,21 +33,41 @@ class GeminiClient:
                 timeout=int(settings.gemini_timeout_seconds * 1000),
             ),
         )
-        level = settings.gemini_thinking_level
-        # Built once: a config per call costs CPU on every request.
-        self._config = types.GenerateContentConfig(
-            system_instruction=system_instruction,
-            response_mime_type="application/json",
-            response_json_schema=RESPONSE_JSON_SCHEMA,
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),  # no tools here
-            # Left out when empty, so the model thinks as much as it does by default.
-            thinking_config=types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())) if level else None,
-        )
+        self._configs: dict[CallSpec, types.GenerateContentConfig] = {}
 
-    async def generate(self, user_text: str, timeout: float) -> Answer:
+    def _config(self, call: CallSpec) -> types.GenerateContentConfig:
+        """The prompt's config, built on its first call: building one per call costs CPU on every request."""
+        config = self._configs.get(call)
+        if config is None:
+            wanted = call.config
+            # The prompt's level, else GEMINI_THINKING_LEVEL; left out when both are empty, so the model
+            # thinks as much as it does by default.
+            level = wanted.thinking_level or self._thinking_level
+            thinking = types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())) if level else None
+            config = self._configs[call] = types.GenerateContentConfig(
+                response_mime_type="application/json" if call.response_schema is not None else None,
+                response_json_schema=call.response_schema,
+                temperature=wanted.temperature,
+                top_p=wanted.top_p,
+                top_k=wanted.top_k,
+                max_output_tokens=wanted.max_output_tokens,
+                stop_sequences=wanted.stop_sequences,
+                seed=wanted.seed,
+                presence_penalty=wanted.presence_penalty,
+                frequency_penalty=wanted.frequency_penalty,
+                automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),  # no tools here
+                thinking_config=thinking,
+            )
+        return config
+
+    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
         """One attempt. Returns the answer's text and usage; raises UpstreamError. The caller enforces `timeout`."""
+        config = self._config(call)
+        if system:  # a copy without validation: cheap, and the prompt's config stays as built
+            config = config.model_copy(update={"system_instruction": system})
+        model = call.model or self._model
         response = await self._call(
-            self._client.aio.models.generate_content(model=self._model, contents=user_text, config=self._config)
+            self._client.aio.models.generate_content(model=model, contents=user, config=config), model
         )
         usage = _usage(response.usage_metadata)
         try:
@@ -55,17 +76,19 @@ class GeminiClient:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
 
-    async def check_model(self) -> list[str]:
-        """The generation methods Gemini says the model supports (a models `get`: costs no tokens)."""
-        model = await self._call(self._client.aio.models.get(model=self._model))
-        return list(model.supported_actions or [])
+    async def check_model(self, model: str | None = None) -> list[str]:
+        """The generation methods Gemini says the model (GEMINI_MODEL by default) supports (a models
+        `get`: costs no tokens)."""
+        model = model or self._model
+        found = await self._call(self._client.aio.models.get(model=model), model)
+        return list(found.supported_actions or [])
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    async def _call(self, call: Awaitable[T], model: str) -> T:
         """Await one request to Gemini, with whatever it raises mapped to an UpstreamError."""
         try:
             return await call
         except genai_errors.APIError as exc:
-            raise _from_api_error(exc, self._model) from None
+            raise _from_api_error(exc, model) from None
         except httpx2.TimeoutException as exc:
             raise timed_out(f"{type(exc).__name__}") from None
         except httpx2.TransportError as exc:

@@ -21,7 +21,7 @@ from google.api_core import exceptions as api_exceptions
 from google.protobuf import json_format
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import RESPONSE_JSON_SCHEMA, Answer, TokenUsage
+from schemas import Answer, CallSpec, TokenUsage
 from settings import Settings
 
 SDK = "google-generativeai"
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 class GeminiClient:
-    def __init__(self, settings: Settings, system_instruction: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         if settings.gemini_thinking_level:
             # This SDK's GenerationConfig has no thinking field: say so once, rather than pretend.
             logger.warning(
@@ -43,30 +43,46 @@ class GeminiClient:
         genai.configure(
             api_key=settings.gemini_api_key.get_secret_value(), transport="rest", client_options=client_options
         )
-        self._model = genai.GenerativeModel(
-            settings.gemini_model,
-            system_instruction=system_instruction,
-            generation_config=genai.GenerationConfig(
-                response_mime_type="application/json", response_schema=_openapi_schema(RESPONSE_JSON_SCHEMA)
-            ),
-        )
+        self._configs: dict[CallSpec, dict[str, Any]] = {}
         # Threads for blocking calls; sized like the concurrency cap (anyio's default is 40).
         self._threads = anyio.CapacityLimiter(settings.gemini_max_concurrency)
 
-    async def generate(self, user_text: str, timeout: float) -> Answer:
+    def _config(self, call: CallSpec) -> dict[str, Any]:
+        """The prompt's generation config in this SDK's form, built on its first call."""
+        config = self._configs.get(call)
+        if config is None:
+            ignored = [name for name in UNSENDABLE if getattr(call.config, name) is not None]
+            if ignored:  # this SDK has no field for them: say so once, rather than pretend
+                logger.warning(
+                    "prompt config ignored: google-generativeai cannot send it",
+                    extra={"fields": {"prompt": call.name, "ignored": ignored}},
+                )
+            config = call.config.model_dump(exclude_none=True, exclude=set(UNSENDABLE))
+            if call.response_schema is not None:
+                schema = _openapi_schema(call.response_schema)
+                config.update(response_mime_type="application/json", response_schema=schema)
+            self._configs[call] = config
+        return config
+
+    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
         """One attempt. Returns the answer's text and usage; raises UpstreamError."""
-        return await anyio.to_thread.run_sync(self._generate, user_text, timeout, limiter=self._threads)
+        return await anyio.to_thread.run_sync(self._generate, call, system, user, timeout, limiter=self._threads)
 
-    async def check_model(self) -> list[str]:
-        """The generation methods Gemini says the model supports (a models `get`: costs no tokens)."""
+    async def check_model(self, model: str | None = None) -> list[str]:
+        """The generation methods Gemini says the model (GEMINI_MODEL by default) supports (a models
+        `get`: costs no tokens)."""
         options = {"timeout": self._timeout, "retry": None}
-        model = await anyio.to_thread.run_sync(
-            self._call, genai.get_model, self._model_name, options, limiter=self._threads
-        )
-        return list(model.supported_generation_methods)
+        name = model or self._model_name
+        found = await anyio.to_thread.run_sync(self._call, genai.get_model, name, options, name, limiter=self._threads)
+        return list(found.supported_generation_methods)
 
-    def _generate(self, user_text: str, timeout: float) -> Answer:
-        response = self._call(self._model.generate_content, user_text, {"timeout": max(timeout, 0.001), "retry": None})
+    def _generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
+        model = call.model or self._model_name
+        generative_model = genai.GenerativeModel(
+            model, system_instruction=system or None, generation_config=self._config(call)
+        )
+        options = {"timeout": max(timeout, 0.001), "retry": None}
+        response = self._call(generative_model.generate_content, user, options, model)
         usage = _usage(response.usage_metadata)
         try:
             return Answer(_answer_text(response), usage)
@@ -74,12 +90,12 @@ class GeminiClient:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
 
-    def _call(self, method: Callable[..., T], argument: Any, request_options: dict[str, Any]) -> T:
+    def _call(self, method: Callable[..., T], argument: Any, request_options: dict[str, Any], model: str) -> T:
         """One blocking request to Gemini, with whatever it raises mapped to an UpstreamError."""
         try:
             return method(argument, request_options=request_options)
         except api_exceptions.GoogleAPICallError as exc:
-            raise _from_api_error(exc, self._model_name) from None
+            raise _from_api_error(exc, model) from None
         except requests.Timeout as exc:
             raise timed_out(type(exc).__name__) from None
         except requests.ConnectionError as exc:
@@ -108,6 +124,8 @@ def _answer_text(response: Any) -> str:
     return text
 
 
+# A prompt's config fields this SDK's GenerationConfig has no field for.
+UNSENDABLE = ("seed", "thinking_level")
 # The schema fields this SDK's Schema message has, by their JSON Schema names.
 SCHEMA_FIELDS = {
     "type": "type_",
@@ -117,6 +135,8 @@ SCHEMA_FIELDS = {
     "maxItems": "max_items",
     "minItems": "min_items",
     "description": "description",
+    "enum": "enum",
+    "format": "format_",
 }
 
 
@@ -126,6 +146,9 @@ def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" in schema:
         options = [option for option in schema["anyOf"] if option.get("type") != "null"]
         return {**_openapi_schema(options[0]), "nullable": True}
+    if isinstance(schema.get("type"), list):  # ["string", "null"]: the other spelling of the same
+        kinds = [kind for kind in schema["type"] if kind != "null"]
+        return {**_openapi_schema({**schema, "type": kinds[0]}), "nullable": "null" in schema["type"]}
     converted: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "type":

@@ -7,8 +7,9 @@ Gemini does, with a `usageMetadata` block tests can set, and errors in the googl
 other id with Gemini's 404 NOT_FOUND, as Gemini does for an unknown or retired model.
 
 Tests queue one-off behaviours ("faults") with `FakeGemini.push(...)`; with nothing queued it
-answers with three sub-tasks derived from the request. Run it on its own with
-`python tests/fake_gemini.py --port 9000 --latency 0.2` (benchmarks, the Nginx stack tests);
+answers with three sub-tasks derived from the request when the schema sent asks for a list of titled
+items (the seed prompt), else with a value that fits the schema sent, or with text when none was sent.
+Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2` (benchmarks, the Nginx stack tests);
 `POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests there.
 """
 
@@ -73,6 +74,21 @@ class Seen:
     def generation_config(self) -> dict[str, Any]:
         """The generation config as sent (google-genai writes camelCase, older SDKs snake_case)."""
         return self.body.get("generationConfig") or self.body.get("generation_config") or {}
+
+    @property
+    def system_text(self) -> str:
+        """The system instruction's text as sent ("" when none was)."""
+        instruction = self.body.get("systemInstruction") or self.body.get("system_instruction") or {}
+        return "".join(part.get("text", "") for part in instruction.get("parts", []))
+
+    @property
+    def user_text(self) -> str:
+        return "".join(part.get("text", "") for part in self.body["contents"][-1]["parts"])
+
+    @property
+    def response_schema(self) -> dict[str, Any] | None:
+        """The answer's schema as sent: JSON Schema (google-genai) or Gemini's older OpenAPI form."""
+        return _response_schema(self.body)
 
 
 @dataclass
@@ -252,8 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
             kind = "ok"
         if kind == "ok":
-            items = fault.items if fault.items is not None else _default_items(body)
-            self._send_json(200, _candidate(json.dumps(items), usage))
+            text = _default_answer(body) if fault.items is None else json.dumps(fault.items)
+            self._send_json(200, _candidate(text, usage))
         elif kind == "text":
             self._send_json(200, _candidate(fault.text, usage))
         elif kind == "truncated":
@@ -323,6 +339,56 @@ def _candidate(text: str, usage: dict[str, int], finish: str = "STOP") -> dict[s
         "usageMetadata": usage,
         "modelVersion": "fake",
     }
+
+
+def _response_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    for key in ("responseJsonSchema", "response_json_schema", "responseSchema", "response_schema"):
+        if config.get(key):
+            return config[key]
+    return None
+
+
+def _default_answer(body: dict[str, Any]) -> str:
+    schema = _response_schema(body)
+    if schema is None:
+        return "A plain text answer."
+    items = schema.get("items") or {}
+    if _kind(schema) == "array" and "title" in (items.get("properties") or {}):
+        return json.dumps(_default_items(body))
+    return json.dumps(fitting(schema))
+
+
+def fitting(schema: dict[str, Any]) -> Any:
+    """A small value that fits `schema` (JSON Schema, or Gemini's OpenAPI form with upper-case types)."""
+    if "anyOf" in schema:
+        return fitting(next(option for option in schema["anyOf"] if option.get("type") != "null"))
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = _kind(schema)
+    if kind == "object":
+        return {name: fitting(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        count = max(int(schema.get("minItems", schema.get("min_items", 1)) or 1), 1)
+        return [fitting(schema.get("items") or {"type": "string"}) for _ in range(count)]
+    if kind == "string":
+        low = int(schema.get("minLength", 1))
+        return "fake answer"[: int(schema.get("maxLength", 100))].ljust(low, "x")
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    return None
+
+
+# google-generativeai sends Gemini's older schema form, with its types as enum numbers.
+TYPE_NUMBERS = {"1": "string", "2": "number", "3": "integer", "4": "boolean", "5": "array", "6": "object"}
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    kind = next(item for item in kind if item != "null") if isinstance(kind, list) else str(kind).lower()
+    return TYPE_NUMBERS.get(kind, kind)
 
 
 def _default_items(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -42,8 +42,9 @@ def verdicts(result: subprocess.CompletedProcess[str]) -> list[str]:
 def test_all_good_exits_0_without_spending_tokens(doctor, fake: FakeGemini) -> None:
     result = doctor()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert verdicts(result) == ["ok"] * 4
+    assert verdicts(result) == ["ok"] * 5
     assert "supports generateContent" in result.stdout
+    assert "prompts: 1 served: /api/breakdown-task" in result.stdout
     assert fake.model_gets == 1 and fake.count == 0  # a models `get`, no generateContent
 
 
@@ -86,8 +87,8 @@ def test_generate_prints_the_sub_tasks_and_the_tokens(doctor, fake: FakeGemini) 
     fake.usage = {"promptTokenCount": 83, "candidatesTokenCount": 52, "thoughtsTokenCount": 19, "totalTokenCount": 154}
     result = doctor("--generate")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert verdicts(result) == ["ok"] * 5
-    assert "3 sub-tasks" in result.stdout
+    assert verdicts(result) == ["ok"] * 6
+    assert "generate breakdown-task: 3 items" in result.stdout
     assert "tokens: prompt 83, answer 52, thinking 19, total 154" in result.stdout
     assert "- Plan: Plan a team offsite" in result.stdout  # the fake's answer, printed
     assert fake.count == 1

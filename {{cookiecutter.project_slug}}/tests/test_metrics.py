@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 TASK = {"title": "Write the quarterly report"}
 ROUTE = "/api/breakdown-task"
+PROMPT = "breakdown-task"  # the prompt label of its Gemini metrics
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -63,16 +64,16 @@ def test_gemini_attempts_by_outcome_and_tokens_by_kind(client: httpx.Client, fak
     fake.push(Fault("ok", items=[{"title": "Only one"}]))  # answered, with tokens, but unusable
     assert client.post(ROUTE, json=TASK).status_code == 502
     after = scrape(client)
-    assert moved(before, after, "gemini_attempts_total", outcome="ok") == 1
-    assert moved(before, after, "gemini_attempts_total", outcome="503") == 1
-    assert moved(before, after, "gemini_attempts_total", outcome="502") == 2
+    assert moved(before, after, "gemini_attempts_total", prompt=PROMPT, outcome="ok") == 1
+    assert moved(before, after, "gemini_attempts_total", prompt=PROMPT, outcome="503") == 1
+    assert moved(before, after, "gemini_attempts_total", prompt=PROMPT, outcome="502") == 2
     answered = 2  # the ok attempt and the unusable one reported usage; errors carry none
     for kind, field in [
         ("prompt", "promptTokenCount"),
         ("answer", "candidatesTokenCount"),
         ("thinking", "thoughtsTokenCount"),
     ]:
-        assert moved(before, after, "gemini_tokens_total", kind=kind) == answered * DEFAULT_USAGE[field]
+        assert moved(before, after, "gemini_tokens_total", prompt=PROMPT, kind=kind) == answered * DEFAULT_USAGE[field]
 
 
 def test_metrics_are_not_in_the_openapi_schema(client: httpx.Client) -> None:
@@ -112,6 +113,6 @@ def test_calls_in_flight_against_the_cap_and_refusals(capped_server: Server, fak
         after = scrape(client)
     assert value(during, "gemini_calls_in_flight") == 2
     assert refused.status_code == 503 and statuses == [200, 200]
-    assert moved(before, after, "gemini_refused_at_cap_total") == 1
+    assert moved(before, after, "gemini_refused_at_cap_total", prompt=PROMPT) == 1
     assert value(after, "gemini_calls_in_flight") == 0
     assert API_KEY not in str(after)

@@ -9,10 +9,11 @@ import httpx
 from conftest import Server, log_lines
 from fake_gemini import DEFAULT_USAGE, FakeGemini, Fault
 
-from breakdown import TaskBreakdown
 from errors import UpstreamError
+from gemini_calls import GeminiCalls
+from prompts import PROMPTS_DIR, load_prompts
 from request_log import collecting
-from schemas import Answer, TaskIn, TokenUsage
+from schemas import Answer, CallSpec, TokenUsage
 from settings import Settings
 
 TASK = {"title": "Renew the passport", "description": "it expires in May"}
@@ -66,7 +67,7 @@ class ScriptedClient:
     def __init__(self, *outcomes: UpstreamError | Answer) -> None:
         self.outcomes = list(outcomes)
 
-    async def generate(self, user_text: str, timeout: float) -> Answer:
+    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, UpstreamError):
             raise outcome
@@ -78,11 +79,12 @@ def test_tokens_are_summed_over_every_attempt_that_reported_them() -> None:
     first = UpstreamError(503, "busy", "test", retryable=True, retry_after=0.01, usage=TokenUsage(10, 5, 3, 18))
     second = Answer('[{"title": "a"}, {"title": "b"}]', TokenUsage(12, 6, 4, 22))
     settings = Settings(gemini_api_key="unused", gemini_timeout_seconds=5)
-    breakdown = TaskBreakdown(ScriptedClient(first, second), settings)  # type: ignore[arg-type]
+    calls = GeminiCalls(ScriptedClient(first, second), settings)  # type: ignore[arg-type]
+    prompt = load_prompts(PROMPTS_DIR, settings.prompt_input_max_chars)["breakdown-task"]
 
     async def suggest() -> dict[str, Any]:
         with collecting() as noted:
-            assert len(await breakdown.suggest(TaskIn(title="t"))) == 2
+            assert len(await calls.answer(prompt, prompt.input_model(title="t"))) == 2
         return noted
 
     noted = asyncio.run(suggest())
