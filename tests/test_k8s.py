@@ -242,7 +242,9 @@ def test_rendered_objects_keep_replicas_hardening_probes_and_timing(render: Any,
                 # The prompt files, from the generated (hashed) config map: a changed prompt rolls the pods.
                 assert mounts["/app/prompts"] == "prompts"
                 assert volumes["prompts"]["configMap"]["name"].startswith("prompts-")
-                prompts_map = next(o for o in objects if o["metadata"]["name"] == volumes["prompts"]["configMap"]["name"])
+                prompts_map = next(
+                    o for o in objects if o["metadata"]["name"] == volumes["prompts"]["configMap"]["name"]
+                )
                 assert sorted(prompts_map["data"]) == sorted(p.name for p in (project / "prompts").glob("*.prompt"))
             else:
                 assert pod["terminationGracePeriodSeconds"] > prestop + read_timeout

@@ -143,7 +143,7 @@ class HeldClient:
     async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
         self.calls.append(call.name)
         await self.release.wait()
-        return Answer("[{\"title\": \"a\"}, {\"title\": \"b\"}]" if call.response_schema else "text", None)
+        return Answer('[{"title": "a"}, {"title": "b"}]' if call.response_schema else "text", None)
 
 
 def test_one_concurrency_cap_is_shared_by_every_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
