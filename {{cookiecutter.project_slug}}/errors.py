@@ -4,6 +4,7 @@ Both SDK adapters raise these, so the client sees the same status and message wh
 `detail` is safe to show anyone; `cause` is for the server log only.
 """
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -71,3 +72,12 @@ def unusable_answer(what: str) -> UpstreamError:
 
 def overloaded() -> UpstreamError:
     return UpstreamError(503, "The server is busy; retry shortly.", "concurrency cap reached", retry_after=1)
+
+
+def log_failure(exc: UpstreamError) -> None:
+    """Log a failed call once: the cause for the operator, at ERROR when only the operator can mend it."""
+    fields = {"status": exc.status_code, "cause": exc.cause}
+    if exc.setting:  # no retry can mend it: the operator must (`python doctor.py` checks it)
+        logging.getLogger("app").error(f"gemini call failed: fix {exc.setting}", extra={"fields": fields})
+    else:
+        logging.getLogger("app").warning("gemini call failed", extra={"fields": fields})
