@@ -7,6 +7,7 @@
  * the only setting is the backend's URL, which anyone can see.
  */
 import type { AISubTaskSuggestion } from '../types';
+import { postStream, StreamFailedError, StreamRefusedError } from './stream';
 
 // Set VITE_BACKEND_URL in .env (see .env.example) when the backend is not on this machine.
 const BACKEND_URL: string = (import.meta.env.VITE_BACKEND_URL || '{{ cookiecutter.__public_url }}').replace(/\/+$/, '');
@@ -96,6 +97,50 @@ export const breakDownTaskWithAI = async (
     throw error;
   } finally {
     clearTimeout(timer);
+  }
+};
+
+/**
+ * The same sub-tasks, streamed: `onDelta` gets the answer's text as Gemini writes it (raw JSON here, for a
+ * "thinking..." display), and the promise resolves with the checked suggestions. Aborting `signal` closes the
+ * request, and the backend stops Gemini's call. Rejects with an Error whose message can be shown as is.
+ */
+export const breakDownTaskWithAIStream = async (
+  taskTitle: string,
+  taskDescription?: string,
+  options: { onDelta?: (text: string) => void; signal?: AbortSignal } = {},
+): Promise<AISubTaskSuggestion[]> => {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  const stop = (): void => controller.abort();
+  options.signal?.addEventListener('abort', stop);
+  try {
+{%- if cookiecutter.caller_check != "none" %}
+    const proof = await callerHeaders();
+{%- endif %}
+    const body = await postStream(
+      `${BACKEND_URL}/api/breakdown-task`,
+      { title: taskTitle, description: taskDescription },
+      { onDelta: options.onDelta, signal: controller.signal{% if cookiecutter.caller_check != "none" %}, headers: proof{% endif %} },
+    );
+    return toSuggestions(body);
+  } catch (error) {
+    if (options.signal?.aborted) throw error; // the caller's own abort: its AbortError, as fetch gives it
+    if (controller.signal.aborted) {
+      throw new Error(`The AI service did not answer within ${REQUEST_TIMEOUT_MS / 1000} seconds; try again later.`);
+    }
+    if (error instanceof StreamRefusedError) throw new Error(errorMessage(error.response, error.body));
+    if (error instanceof StreamFailedError) throw new Error(`The AI service failed (HTTP ${error.status}): ${error.detail}`);
+    if (error instanceof TypeError) {
+      throw new Error(
+        `Could not reach the AI service at ${BACKEND_URL}. Check that the backend is running ` +
+          "and that its ALLOWED_ORIGINS includes this page's origin (CORS).",
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', stop);
   }
 };
 
