@@ -28,7 +28,8 @@ def wants_events(accept: str) -> bool:
 class EventStreamResponse(Response):
     media_type = MEDIA_TYPE
 
-    def __init__(self, events: AsyncGenerator[bytes, None], on_close: Callable[[], None]) -> None:
+    # Two type arguments: the generated project may target Python 3.11, where the second has no default.
+    def __init__(self, events: AsyncGenerator[bytes, None], on_close: Callable[[], None]) -> None:  # noqa: UP043 - see above
         self._events = events
         self._on_close = on_close  # runs once the stream has ended, however it ended
         self._ended = False

@@ -151,7 +151,7 @@ class Stream:
             self._closed = True
             self._calls._release()
 
-    async def events(self) -> AsyncGenerator[bytes, None]:
+    async def events(self) -> AsyncGenerator[bytes, None]:  # noqa: UP043 - Python 3.11 needs both arguments
         """Raises nothing but cancellation: every failure becomes an `error` event. Closing this generator (the
         client left) closes the connection to Gemini."""
         calls, prompt = self._calls, self._prompt
