@@ -49,7 +49,7 @@ class EventStreamResponse(Response):
                 self._ended = True  # from here on, uvicorn reports the finished response as a disconnect
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 group.cancel_scope.cancel()  # done: stop listening
-        except OSError:  # the client left while an event was being written (uvicorn's ClientDisconnected)
+        except* OSError:  # the client left while an event was being written (uvicorn's ClientDisconnected)
             note(client_left=True)
         finally:
             # Closing the generator closes the Gemini call; shielded, so a cancelled stream still gets to.

@@ -10,10 +10,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from conftest import PROOF, TIMEOUT_SECONDS, Server, log_lines, server_env, start_server, stop_server
 from fake_gemini import FakeGemini, Fault
+
+from event_stream import EventStreamResponse, wants_events
 
 TASK = {"title": "Write the quarterly report", "description": "Numbers from finance, due Friday"}
 PATH = "/api/breakdown-task"
@@ -196,3 +199,44 @@ def test_a_stream_holds_its_slot_until_it_ends(capped: Server, fake: FakeGemini)
         read_until(sock, b"event: result")
         sock.close()
         assert events(http.post(PATH, json=TASK, headers=STREAM))[-1][0] == "result"
+
+
+@pytest.mark.parametrize(
+    "accept, wanted",
+    [
+        ("text/event-stream", True),
+        ("application/json, Text/Event-Stream; q=0.5", True),
+        ("text/event-stream;q=0", False),
+        ("*/*", False),
+        ("", False),
+    ],
+)
+def test_only_an_explicit_accept_asks_for_a_stream(accept: str, wanted: bool) -> None:
+    assert wants_events(accept) is wanted
+
+
+def test_a_client_gone_mid_write_ends_the_stream_and_frees_the_slot() -> None:
+    """The write that finds the client gone (uvicorn raises OSError) closes the events, hence the Gemini call."""
+    closed: list[str] = []
+
+    async def events() -> Any:
+        try:
+            yield b"event: delta\ndata: {}\n\n"
+            yield b"event: delta\ndata: {}\n\n"
+        finally:
+            closed.append("events")
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep(60)  # the disconnect is never reported: only the write fails
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("client gone")
+
+    async def serve() -> None:
+        with anyio.fail_after(5):
+            await EventStreamResponse(events(), on_close=lambda: closed.append("slot"))({"type": "http"}, receive, send)
+
+    anyio.run(serve)
+    assert closed == ["events", "slot"]
