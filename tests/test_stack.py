@@ -523,12 +523,15 @@ def _served_at(stack: NamespaceStack, address: str) -> int:
 
 
 @pytest.mark.root
-def test_streams_pass_nginx_unbuffered_and_are_never_resent(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
-    answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "600"}
+@pytest.mark.parametrize("sdk", ["google-genai", "google-generativeai"])
+def test_streams_pass_nginx_unbuffered_and_are_never_resent(
+    bake: Any, tmp_path: Path, namespace_stack: None, sdk: str
+) -> None:
+    answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "600", "gemini_sdk": sdk}
     result = run(bake, tmp_path, "scenario_stream", answers, replicas=2, timeout=240)
 
     timing = result["timing"]
-    print(f"\ndelta arrival after the fake sent its chunk, through nginx (ms): {timing['lags_ms']}")
+    print(f"\n{sdk}: delta arrival after the fake sent its chunk, through nginx (ms): {timing['lags_ms']}")
     assert timing["events"][-1] == "result" and timing["events"].count("delta") == STREAM_PIECES
     # Buffered, every delta would arrive with the last; here each arrives before the fake sends the next.
     assert all(arrived < sent for arrived, sent in zip(timing["arrived"], timing["sent"][1:], strict=False)), timing
