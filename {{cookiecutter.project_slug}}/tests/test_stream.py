@@ -126,6 +126,11 @@ def test_deadline_bounds_the_whole_stream(client: httpx.Client, fake: FakeGemini
     assert fake.streams[-1].client_left  # the deadline closed the Gemini call too
 
 
+def test_deadline_before_the_first_delta_is_one_error_event(client: httpx.Client, fake: FakeGemini) -> None:
+    fake.push(Fault("slow", delay=TIMEOUT_SECONDS + 1))
+    assert events(stream(client)) == [("error", {"status": 504, "detail": "Gemini did not answer in time."})]
+
+
 def test_tokens_of_the_last_chunk_reach_the_log(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
     stream(client, {"title": "tokens-check"})
     line = next(
