@@ -107,8 +107,9 @@ def service_against(tmp_path: Path, project: Path, types_ts: str) -> subprocess.
     (tmp_path / "services").mkdir()
     (tmp_path / "types.ts").write_text(types_ts)
     shutil.copy(project / "frontend" / "services" / "geminiService.ts", tmp_path / "services")
+    shutil.copy(project / "frontend" / "services" / "stream.ts", tmp_path / "services")  # the service imports it
     shutil.copy(project / "frontend" / "vite-env.d.ts", tmp_path)
-    return tsc(tmp_path, "types.ts", "services/geminiService.ts", "vite-env.d.ts")
+    return tsc(tmp_path, "types.ts", "services/geminiService.ts", "services/stream.ts", "vite-env.d.ts")
 
 
 def test_service_compiles_strict_against_the_apps_types(node_tools: Path, project: Path, tmp_path: Path) -> None:
@@ -660,3 +661,39 @@ def test_service_with_a_caller_check_compiles_strict(
     )
     result = tsc(tmp_path, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "wrong.ts")
     assert result.returncode != 0 and "wrong.ts" in result.stdout, result.stdout
+
+
+# --- Streamed answers in the browser -----------------------------------------------------------
+
+
+def test_stream_shows_deltas_before_the_result(stack: dict[str, Any]) -> None:
+    fake, browser, fault = stack["fake"], stack["browser"], stack["Fault"]
+    fake.push(fault("ok", chunks=4, chunk_delay=0.3))
+    result = browser.visit(f"{stack['allowed']}/real/?stream=1&title=Streamed+task")
+    assert result["state"] == "ok", result
+    assert int(result["deltas"]) == 4, result  # every delta reached the page before the result did
+    suggestions = json.loads(result["text"])
+    assert json.loads(result["streamed"]) == [
+        {"title": item["title"], "description": item.get("description")} for item in suggestions
+    ]  # the deltas add up to the answer
+    assert fake.requests[-1].path.endswith(":streamGenerateContent")
+
+
+def test_abort_closes_the_stream_and_the_gemini_call(stack: dict[str, Any]) -> None:
+    fake, browser, fault = stack["fake"], stack["browser"], stack["Fault"]
+    fake.push(fault("ok", chunks=10, chunk_delay=1.0))
+    result = browser.visit(f"{stack['allowed']}/real/?stream=1&abort=1&title=Left+early")
+    assert result["state"] == "error" and "AbortError" in result["text"], result
+    deadline = time.monotonic() + 2
+    while not fake.streams[-1].client_left and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.streams[-1].client_left, "the backend kept calling Gemini for a page that aborted"
+    assert len(fake.streams[-1].sent_at) < 10
+
+
+def test_error_event_becomes_a_readable_error(stack: dict[str, Any]) -> None:
+    fake, browser, fault = stack["fake"], stack["browser"], stack["Fault"]
+    fake.push(fault("ok", cut_after=1))
+    result = browser.visit(f"{stack['allowed']}/real/?stream=1&title=Cut+short")
+    assert result["state"] == "error", result
+    assert result["text"] == "The AI service failed (HTTP 502): Could not reach Gemini.", result

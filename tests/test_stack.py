@@ -25,7 +25,7 @@ import httpx
 import pytest
 from compose_spec import PyCompose, parse_duration
 from support.helpers import free_port, project_venv, unrendered_markers
-from support.namespace_stack import NamespaceStack, run_scenario, stack_unavailable
+from support.namespace_stack import FAKE_HOST, FAKE_PORT, NamespaceStack, run_scenario, stack_unavailable
 
 TOOLS = Path(sys.executable).parent
 SHAPES = [  # (answers, what the shape covers)
@@ -597,3 +597,141 @@ def scenario_failover(stack: NamespaceStack, args: Any) -> dict[str, Any]:
 
 def _served_at(stack: NamespaceStack, address: str) -> int:
     return sum(1 for e in stack.access_log() if e["upstream_addr"] == f"{address}:8000" and e["status"] == 200)
+
+
+# ---------------------------------------------------------------- streamed answers through nginx
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("sdk", ["google-genai", "google-generativeai"])
+def test_streams_pass_nginx_unbuffered_and_are_never_resent(
+    bake: Any, tmp_path: Path, namespace_stack: None, sdk: str
+) -> None:
+    answers = {"rate_limit_per_minute": "30", "global_rate_limit_per_minute": "600", "gemini_sdk": sdk}
+    result = run(bake, tmp_path, "scenario_stream", answers, replicas=2, timeout=240)
+
+    timing = result["timing"]
+    print(f"\n{sdk}: delta arrival after the fake sent its chunk, through nginx (ms): {timing['lags_ms']}")
+    assert timing["events"][-1] == "result" and timing["events"].count("delta") == STREAM_PIECES
+    # Buffered, every delta would arrive with the last; here each arrives before the fake sends the next.
+    assert all(arrived < sent for arrived, sent in zip(timing["arrived"], timing["sent"][1:], strict=False)), timing
+    assert result["ids"]["backend_request_id"] == result["ids"]["response_id"]
+    assert result["ids"]["stream_end"] == "result"
+    assert "," not in result["ids"]["upstream_addr"]
+
+    killed = result["killed"]
+    assert killed["events"][0] == "delta" and "result" not in killed["events"] and "error" not in killed["events"]
+    assert killed["gemini_calls"] == 1, "a stream that started is not re-sent"
+    assert "," not in killed["upstream_addr"], killed
+
+    stopped = result["stopped"]
+    assert stopped["events"][-1] == "result", "a stopping replica finishes the stream it serves"
+    assert stopped["exit_code"] in (0, -signal.SIGTERM), "it exited on its own after the stream (uvicorn re-raises)"
+
+    limits = result["limits"]
+    assert limits["too_large"] == [413, "application/json"]
+    assert [429, "application/json"] in limits["burst"] and [200, "text/event-stream; charset=utf-8"] in limits["burst"]
+
+
+STREAM_PIECES = 6
+STREAM_HEADERS = {"Accept": "text/event-stream"}
+
+
+def _stream(stack: NamespaceStack, source: str, title: str, on_delta: Any = None) -> dict[str, Any]:
+    """One streamed request through nginx: its status, headers, events and when each arrived (time.time())."""
+    found: dict[str, Any] = {"events": [], "arrived": [], "cut": None}
+    with stack.client(source).stream(
+        "POST", "/api/breakdown-task", json={"title": title}, headers=STREAM_HEADERS
+    ) as response:
+        found["status"] = response.status_code
+        found["content_type"] = response.headers.get("content-type")
+        found["request_id"] = response.headers.get("x-request-id")
+        name = None
+        try:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    found["arrived"].append(time.time())
+                    found["events"].append(name)
+                    if name == "delta" and on_delta is not None:
+                        on_delta()
+                        on_delta = None
+        except httpx.HTTPError as exc:  # the stream was cut
+            found["cut"] = repr(exc)
+    return found
+
+
+def _in_thread(work: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.update(work()))
+    thread.start()
+    return thread, box
+
+
+def scenario_stream(stack: NamespaceStack, args: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    fake = f"http://{FAKE_HOST}:{FAKE_PORT}"
+
+    # A replica killed mid-stream (first: the streams' connections to the fake close when they end, so the one
+    # replica connected to it is the one serving the stream).
+    stack.fake_reset()
+    stack.fake_push([{"kind": "ok", "chunks": 10, "chunk_delay": 0.5}])
+    first = threading.Event()
+    thread, killed = _in_thread(lambda: _stream(stack, "127.0.30.1", "Killed", on_delta=first.set))
+    assert first.wait(10), "no first delta"
+    (victim,) = stack.busy_replicas()
+    stack.stop(victim, signal.SIGKILL)
+    thread.join(30)
+    stack.start(victim)
+    killed["gemini_calls"] = stack.fake_stats()["requests"]
+    killed["upstream_addr"] = stack.access_entries([killed["request_id"]])[killed["request_id"]]["upstream_addr"]
+    result["killed"] = killed
+
+    # A replica told to stop mid-stream (scale-down, rolling restart) finishes it first.
+    stack.fake_reset()
+    stack.fake_push([{"kind": "ok", "chunks": 5, "chunk_delay": 0.4}])
+    first = threading.Event()
+    thread, stopped = _in_thread(lambda: _stream(stack, "127.0.30.2", "Stopped", on_delta=first.set))
+    assert first.wait(10), "no first delta"
+    (serving,) = stack.busy_replicas()
+    stack.stop(serving, signal.SIGTERM, wait=False)
+    thread.join(30)
+    process = stack.replicas[serving].process
+    assert process is not None
+    stopped["exit_code"] = process.wait(60)
+    stack.start(serving)
+    result["stopped"] = stopped
+
+    # Each delta's arrival at the client against the fake's sending of its chunk, on warm replicas (the first
+    # call of a process spends ~0.2 s importing and building the SDK's types).
+    for i in range(len(stack.replicas)):
+        _stream(stack, "127.0.30.3", f"Warm-up {i}")
+    stack.fake_reset()
+    stack.fake_push([{"kind": "ok", "chunks": STREAM_PIECES, "chunk_delay": 0.3}])
+    timing = _stream(stack, "127.0.30.3", "Timed")
+    (sent,) = httpx.get(f"{fake}/_fake/streams").json()["streams"]
+    arrived = [at for at, name in zip(timing["arrived"], timing["events"], strict=True) if name == "delta"]
+    timing["sent"] = sent["sent_at"]
+    timing["lags_ms"] = [round((a - s) * 1000, 1) for a, s in zip(arrived, sent["sent_at"], strict=False)]
+    timing["arrived"] = arrived
+    result["timing"] = timing
+    rid = timing["request_id"]
+    _, line = _wait_for_line(stack, rid)
+    result["ids"] = {
+        "response_id": rid,
+        "backend_request_id": line["request_id"],
+        "stream_end": line.get("stream_end"),
+        "upstream_addr": stack.access_entries([rid])[rid]["upstream_addr"],
+    }
+
+    # Nginx's limits answer streamed requests as they answer plain ones.
+    big = stack.client("127.0.30.4").post(
+        "/api/breakdown-task", json={"title": "x", "description": "y" * 20_000}, headers=STREAM_HEADERS
+    )
+    burst = []
+    for i in range(15):
+        reply = _stream(stack, "127.0.30.5", f"Burst {i}")
+        burst.append((reply["status"], reply["content_type"]))
+    result["limits"] = {"too_large": (big.status_code, big.headers.get("content-type")), "burst": burst}
+    return result

@@ -4,6 +4,7 @@ Both SDK adapters raise these, so the client sees the same status and message wh
 `detail` is safe to show anyone; `cause` is for the server log only.
 """
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -88,3 +89,12 @@ def validation_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, A
         }
         for error in errors
     ]
+
+
+def log_failure(exc: UpstreamError) -> None:
+    """Log a failed call once: the cause for the operator, at ERROR when only the operator can mend it."""
+    fields = {"status": exc.status_code, "cause": exc.cause}
+    if exc.setting:  # no retry can mend it: the operator must (`python doctor.py` checks it)
+        logging.getLogger("app").error(f"gemini call failed: fix {exc.setting}", extra={"fields": fields})
+    else:
+        logging.getLogger("app").warning("gemini call failed", extra={"fields": fields})

@@ -1,17 +1,21 @@
 """Serve one prompt endpoint's request: one Gemini call with retries, a deadline and the process's cap.
 
 The same code serves every prompt; what differs (messages, model, config, schemas) comes from the prompt.
+A streamed request (`GeminiCalls.open_stream`) follows the same rules, except that once a piece of the
+answer has been sent nothing is retried: the client would see it twice.
 """
 
 import asyncio
+import json
 import logging
 import random
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 import metrics
-from errors import UpstreamError, overloaded, timed_out, unusable_answer
+from errors import UpstreamError, log_failure, overloaded, timed_out, unusable_answer
 from gemini_client import GeminiClient
 from prompts import Prompt
 from request_log import note
@@ -52,10 +56,7 @@ class GeminiCalls:
         self._slots = asyncio.Semaphore(settings.gemini_max_concurrency)
         metrics.GEMINI_MAX_CONCURRENCY.set(settings.gemini_max_concurrency)
 
-    async def answer(self, prompt: Prompt, body: BaseModel) -> Any:
-        """The prompt's validated answer for this validated request body; raises UpstreamError."""
-        note(prompt=prompt.id)
-        system, user = prompt.messages(body.model_dump(by_alias=True))
+    async def _take_slot(self, prompt: Prompt) -> None:
         try:
             async with asyncio.timeout(QUEUE_WAIT_SECONDS):
                 await self._slots.acquire()
@@ -63,6 +64,12 @@ class GeminiCalls:
             note(gemini_attempts=0, gemini_outcome=503)
             metrics.GEMINI_REFUSED.labels(prompt.id).inc()
             raise overloaded() from None
+
+    async def answer(self, prompt: Prompt, body: BaseModel) -> Any:
+        """The prompt's validated answer for this validated request body; raises UpstreamError."""
+        note(prompt=prompt.id)
+        system, user = prompt.messages(body.model_dump(by_alias=True))
+        await self._take_slot(prompt)
         tally = _Tally(prompt.id)
         try:
             with metrics.GEMINI_IN_FLIGHT.track_inprogress():
@@ -110,6 +117,124 @@ class GeminiCalls:
                 tally.attempt_ended("ok", answer.usage)
                 return value
         raise AssertionError("unreachable: the loop returns or raises")
+
+    async def open_stream(self, prompt: Prompt, body: BaseModel) -> "Stream":
+        """A slot for one streamed answer, or UpstreamError (503) when none frees up in time: that refusal is an
+        ordinary HTTP answer. The caller must call the stream's close() whether or not it was consumed."""
+        note(prompt=prompt.id, stream=True)
+        system, user = prompt.messages(body.model_dump(by_alias=True))
+        await self._take_slot(prompt)
+        metrics.GEMINI_IN_FLIGHT.inc()
+        metrics.STREAMS_IN_FLIGHT.inc()
+        return Stream(self, prompt, system, user)
+
+    def _release(self) -> None:
+        metrics.STREAMS_IN_FLIGHT.dec()
+        metrics.GEMINI_IN_FLIGHT.dec()
+        self._slots.release()
+
+
+class Stream:
+    """One streamed answer, holding its concurrency slot until close(). `events()` gives the server-sent
+    events: `delta` for each piece of text, then exactly one `result` (the same body the plain call answers)
+    or `error` (`{"status", "detail"}`: what the plain call would have answered)."""
+
+    def __init__(self, calls: GeminiCalls, prompt: Prompt, system: str, user: str) -> None:
+        self._calls = calls
+        self._prompt = prompt
+        self._system = system
+        self._user = user
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._calls._release()
+
+    async def events(self) -> AsyncGenerator[bytes, None]:  # noqa: UP043 - Python 3.11 needs both arguments
+        """Raises nothing but cancellation: every failure becomes an `error` event. Closing this generator (the
+        client left) closes the connection to Gemini."""
+        calls, prompt = self._calls, self._prompt
+        tally = _Tally(prompt.id)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + calls._timeout
+        sent = False  # a delta went out: from here on, nothing may be retried
+        ended = False  # the last event went out
+        usage: TokenUsage | None = None  # what the current attempt cost so far
+        try:
+            for attempt in range(1, calls._attempts + 1):
+                note(gemini_attempts=attempt)
+                usage, texts = None, []
+                pieces = calls._client.stream(prompt.call, self._system, self._user)
+                try:
+                    try:
+                        while True:
+                            async with asyncio.timeout_at(deadline):  # never around a yield: see below
+                                piece = await anext(pieces, None)
+                            if piece is None:
+                                break
+                            usage = piece.usage or usage
+                            if piece.text:
+                                if not sent:
+                                    sent = True
+                                    metrics.STREAM_FIRST_DELTA.labels(prompt.id).observe(loop.time() - started)
+                                    note(first_delta_ms=round((loop.time() - started) * 1000, 1))
+                                texts.append(piece.text)
+                                yield event("delta", {"text": piece.text})
+                    finally:
+                        await pieces.aclose()  # type: ignore[attr-defined]  # closes the connection to Gemini
+                    value = _parse(prompt, "".join(texts), usage)
+                except UpstreamError as exc:
+                    tally.attempt_ended(exc.status_code, exc.usage or usage)
+                    usage = None  # counted
+                    if sent or not exc.retryable or attempt == calls._attempts:
+                        raise
+                    delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)
+                    if loop.time() + delay >= deadline:
+                        raise
+                    logger.warning(
+                        "gemini attempt failed before the first delta, retrying",
+                        extra={"fields": {"prompt": prompt.id, "attempt": attempt, "cause": exc.cause}},
+                    )
+                    await asyncio.sleep(delay)
+                else:
+                    tally.attempt_ended("ok", usage)
+                    ended = True
+                    note(stream_end="result")
+                    yield b"event: result\ndata: " + prompt.answer.dump_json(value) + b"\n\n"
+                    return
+        except TimeoutError:  # the deadline passed while waiting for Gemini's next piece
+            tally.attempt_ended(504, usage)
+            error = timed_out()
+        except UpstreamError as exc:
+            error = exc
+        except BaseException:  # cancelled, or closed at a yield: the client left
+            if not ended:
+                tally.attempt_ended("cancelled", usage)
+                note(stream_end="cancelled")
+            raise
+        log_failure(error)
+        ended = True
+        note(stream_end="error", status_sent=error.status_code)
+        yield event("error", {"status": error.status_code, "detail": error.detail})
+
+
+def event(name: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event. JSON never holds a raw newline, so `data` is one line."""
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _parse(prompt: Prompt, text: str, usage: TokenUsage | None) -> Any:
+    if not text:
+        error = unusable_answer("empty text")
+    else:
+        try:
+            return prompt.parse_answer(text)
+        except ValidationError as exc:
+            error = unusable_answer(f"did not match the schema: {exc.error_count()} errors")
+    error.usage = usage  # it cost its tokens all the same
+    raise error
 
 
 def _backoff(attempt: int) -> float:

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse, Response
 import metrics
 from caller_check import CallerCheck
 from endpoints import add_prompt_routes
-from errors import UpstreamError, validation_problems
+from errors import UpstreamError, log_failure, validation_problems
 from gemini_calls import GeminiCalls
 from gemini_client import GeminiClient
 from prompts import load_prompts_or_exit
-from request_log import RequestLogMiddleware, logger, setup_logging
+from request_log import RequestLogMiddleware, setup_logging
 from settings import load_settings
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
@@ -77,11 +77,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 @app.exception_handler(UpstreamError)
 async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
     # The cause goes to the log; the client gets a short message that holds nothing internal.
-    fields = {"status": exc.status_code, "cause": exc.cause}
-    if exc.setting:  # no retry can mend it: the operator must (`python doctor.py` checks it)
-        logger.error(f"gemini call failed: fix {exc.setting}", extra={"fields": fields})
-    else:
-        logger.warning("gemini call failed", extra={"fields": fields})
+    log_failure(exc)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers())
 
 

@@ -47,6 +47,13 @@ TOKEN_KINDS = ("prompt", "answer", "thinking")
 # All prompts share the slots: GEMINI_MAX_CONCURRENCY is one cap per replica.
 GEMINI_IN_FLIGHT = Gauge("gemini_calls_in_flight", "Requests holding one of the GEMINI_MAX_CONCURRENCY slots.")
 GEMINI_MAX_CONCURRENCY = Gauge("gemini_max_concurrency", "GEMINI_MAX_CONCURRENCY: slots this replica has.")
+STREAMS_IN_FLIGHT = Gauge("gemini_streams_in_flight", "Streamed answers being sent (each also holds a slot).")
+STREAM_FIRST_DELTA = Histogram(
+    "gemini_stream_first_delta_seconds",
+    "From a streamed request holding its slot to its first piece of text sent, by prompt.",
+    ["prompt"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+)
 GEMINI_REFUSED = Counter(
     "gemini_refused_at_cap", "Requests answered 503 because every slot stayed busy, by prompt.", ["prompt"]
 )
@@ -57,6 +64,7 @@ def register_prompt(prompt_id: str) -> None:
     for kind in TOKEN_KINDS:
         GEMINI_TOKENS.labels(prompt_id, kind)
     GEMINI_REFUSED.labels(prompt_id)
+    STREAM_FIRST_DELTA.labels(prompt_id)
 
 
 def route_of(scope: Scope) -> str:

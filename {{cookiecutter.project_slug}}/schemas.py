@@ -62,3 +62,12 @@ class Answer:
 
     text: str
     usage: TokenUsage | None  # None when Gemini reported no usage
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One chunk of a streamed answer: the next bit of its text (may be empty) and the usage Gemini reported
+    with it, which is complete only in the last chunk."""
+
+    text: str
+    usage: TokenUsage | None

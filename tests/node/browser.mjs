@@ -45,7 +45,13 @@ const visit = async ({ url, fastForwardMs, screenshot }) => {
     const out = page.locator('#out[data-state]');
     await out.waitFor({ timeout: 120_000 });
     if (screenshot) await page.screenshot({ path: screenshot });
-    return { state: await out.getAttribute('data-state'), text: await out.textContent(), console: console_ };
+    return {
+      state: await out.getAttribute('data-state'),
+      text: await out.textContent(),
+      deltas: await out.getAttribute('data-deltas'),
+      streamed: await out.getAttribute('data-streamed'),
+      console: console_,
+    };
   } catch (error) {
     return { state: 'driver-error', text: String(error), console: console_ };
   } finally {

@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import httpx2
@@ -11,7 +11,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import Answer, CallSpec, TokenUsage
+from schemas import Answer, CallSpec, Piece, TokenUsage
 from settings import Settings
 
 SDK = "google-genai"
@@ -60,12 +60,15 @@ class GeminiClient:
             )
         return config
 
-    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
-        """One attempt. Returns the answer's text and usage; raises UpstreamError. The caller enforces `timeout`."""
+    def _request(self, call: CallSpec, system: str) -> tuple[types.GenerateContentConfig, str]:
         config = self._config(call)
         if system:  # a copy without validation: cheap, and the prompt's config stays as built
             config = config.model_copy(update={"system_instruction": system})
-        model = call.model or self._model
+        return config, call.model or self._model
+
+    async def generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
+        """One attempt. Returns the answer's text and usage; raises UpstreamError. The caller enforces `timeout`."""
+        config, model = self._request(call, system)
         response = await self._call(
             self._client.aio.models.generate_content(model=model, contents=user, config=config), model
         )
@@ -75,6 +78,30 @@ class GeminiClient:
         except UpstreamError as exc:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
+
+    async def stream(self, call: CallSpec, system: str, user: str) -> AsyncIterator[Piece]:
+        """One streamed attempt: its pieces as Gemini sends them; raises UpstreamError (with the usage known so
+        far). The caller enforces the deadline and closes this iterator, which closes the connection to Gemini."""
+        config, model = self._request(call, system)
+        usage: TokenUsage | None = None
+        finished = False
+        chunks: AsyncIterator[types.GenerateContentResponse] | None = None
+        try:
+            chunks = await self._call(
+                self._client.aio.models.generate_content_stream(model=model, contents=user, config=config), model
+            )
+            while (chunk := await self._call(anext(chunks, None), model)) is not None:
+                usage = _usage(chunk.usage_metadata) or usage
+                text, finished = _piece(chunk)
+                yield Piece(text, usage)
+            if not finished:  # the SDK ends quietly when the connection is cut mid-stream
+                raise unreachable("the stream ended before Gemini finished its answer")
+        except UpstreamError as exc:
+            exc.usage = exc.usage or usage  # what the chunks so far cost
+            raise
+        finally:
+            if chunks is not None:
+                await chunks.aclose()  # type: ignore[attr-defined]  # an async generator: closes the connection
 
     async def check_model(self, model: str | None = None) -> list[str]:
         """The generation methods Gemini says the model (GEMINI_MODEL by default) supports (a models
@@ -116,6 +143,21 @@ def _answer_text(response: types.GenerateContentResponse) -> str:
     if not text:
         raise unusable_answer("empty text")
     return text
+
+
+def _piece(chunk: types.GenerateContentResponse) -> tuple[str, bool]:
+    """One streamed chunk's text and whether it is the last; raises UpstreamError when Gemini stopped for another
+    reason than the answer being complete (blocked, cut at the token limit)."""
+    if chunk.prompt_feedback and chunk.prompt_feedback.block_reason:
+        raise unusable_answer(f"blocked: {chunk.prompt_feedback.block_reason}")
+    if not chunk.candidates:
+        raise unusable_answer("no candidates")
+    candidate = chunk.candidates[0]
+    if candidate.finish_reason not in (None, types.FinishReason.STOP):
+        raise unusable_answer(f"finish reason {candidate.finish_reason}")
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    # Thought summaries are not the answer: they never reach the client.
+    return "".join(part.text for part in parts if part.text and not part.thought), candidate.finish_reason is not None
 
 
 def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage | None:

@@ -3,12 +3,18 @@
 This SDK has no working async REST client, so each call runs in a worker thread. It gets an
 explicit timeout and no retry of its own (its default retry can keep going for minutes);
 the caller retries within the request's deadline instead.
+
+Streams use the SDK's own REST streaming call (the JSON-array form of `streamGenerateContent`) one chunk
+per thread hop, through its low-level client: `GenerativeModel.generate_content(stream=True)` hands each
+chunk over only once the next one has arrived, and cannot be stopped while a thread waits on it.
 """
 
 import json
 import logging
+import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import anyio
@@ -18,10 +24,11 @@ with warnings.catch_warnings():  # it announces its end of life on import; the R
     warnings.simplefilter("ignore", FutureWarning)
     import google.generativeai as genai
 from google.api_core import exceptions as api_exceptions
+from google.generativeai import client as genai_client
 from google.protobuf import json_format
 
 from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
-from schemas import Answer, CallSpec, TokenUsage
+from schemas import Answer, CallSpec, Piece, TokenUsage
 from settings import Settings
 
 SDK = "google-generativeai"
@@ -76,11 +83,56 @@ class GeminiClient:
         found = await anyio.to_thread.run_sync(self._call, genai.get_model, name, options, name, limiter=self._threads)
         return list(found.supported_generation_methods)
 
+    async def stream(self, call: CallSpec, system: str, user: str) -> AsyncIterator[Piece]:
+        """One streamed attempt: its pieces as Gemini sends them; raises UpstreamError (with the usage known so
+        far). The caller enforces the deadline and closes this iterator, which closes the connection to Gemini."""
+        model = call.model or self._model_name
+        usage: TokenUsage | None = None
+        finished = False
+        chunks: Any = None
+        try:
+            chunks = await anyio.to_thread.run_sync(self._open_stream, call, system, user, model, limiter=self._threads)
+            while True:
+                # abandon_on_cancel: a client that leaves must not wait for Gemini's next chunk; the connection
+                # is shut below, which ends the thread's read at once.
+                chunk = await anyio.to_thread.run_sync(
+                    self._next_chunk, chunks, model, limiter=self._threads, abandon_on_cancel=True
+                )
+                if chunk is None:
+                    break
+                usage = _usage(chunk.usage_metadata) or usage
+                text, finished = _piece(chunk)
+                yield Piece(text, usage)
+            if not finished:
+                raise unreachable("the stream ended before Gemini finished its answer")
+        except UpstreamError as exc:
+            exc.usage = exc.usage or usage  # what the chunks so far cost
+            raise
+        finally:
+            if chunks is not None:
+                _shut(chunks)
+
+    def _open_stream(self, call: CallSpec, system: str, user: str, model: str) -> Any:
+        generative_model = self._model(call, system, model)
+        request = generative_model._prepare_request(contents=user, tools=None, tool_config=None)
+        client = genai_client.get_default_generative_client()
+        # The request's deadline is enforced around the stream; this only stops a connection left hanging.
+        with _mapped(model):
+            return client.stream_generate_content(request, timeout=self._timeout, retry=None)
+
+    def _next_chunk(self, chunks: Iterator[Any], model: str) -> Any:
+        with _mapped(model):
+            try:
+                return next(chunks, None)
+            except ValueError as exc:  # "Unfinished stream": the connection closed mid-answer
+                raise unreachable(f"stream cut: {str(exc)[:40]}") from None
+
+    def _model(self, call: CallSpec, system: str, model: str) -> Any:
+        return genai.GenerativeModel(model, system_instruction=system or None, generation_config=self._config(call))
+
     def _generate(self, call: CallSpec, system: str, user: str, timeout: float) -> Answer:
         model = call.model or self._model_name
-        generative_model = genai.GenerativeModel(
-            model, system_instruction=system or None, generation_config=self._config(call)
-        )
+        generative_model = self._model(call, system, model)
         options = {"timeout": max(timeout, 0.001), "retry": None}
         response = self._call(generative_model.generate_content, user, options, model)
         usage = _usage(response.usage_metadata)
@@ -92,22 +144,41 @@ class GeminiClient:
 
     def _call(self, method: Callable[..., T], argument: Any, request_options: dict[str, Any], model: str) -> T:
         """One blocking request to Gemini, with whatever it raises mapped to an UpstreamError."""
-        try:
+        with _mapped(model):
             return method(argument, request_options=request_options)
-        except api_exceptions.GoogleAPICallError as exc:
-            raise _from_api_error(exc, model) from None
-        except requests.Timeout as exc:
-            raise timed_out(type(exc).__name__) from None
-        except requests.ConnectionError as exc:
-            raise unreachable(type(exc).__name__) from None
-        except (json.JSONDecodeError, requests.JSONDecodeError, json_format.ParseError):
-            raise unusable_answer("not JSON") from None
-        except Exception as exc:  # anything else the SDK raises: log it whole, answer 502
-            logger.exception("unexpected error from google-generativeai")
-            raise failed(type(exc).__name__) from None
 
     async def aclose(self) -> None:
         pass  # the SDK keeps no connections that need closing
+
+
+@contextmanager
+def _mapped(model: str) -> Iterator[None]:
+    """Whatever the SDK raises in the block, mapped to an UpstreamError."""
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except api_exceptions.GoogleAPICallError as exc:
+        raise _from_api_error(exc, model) from None
+    except requests.Timeout as exc:
+        raise timed_out(type(exc).__name__) from None
+    except requests.ConnectionError as exc:
+        raise unreachable(type(exc).__name__) from None
+    except (json.JSONDecodeError, requests.JSONDecodeError, json_format.ParseError):
+        raise unusable_answer("not JSON") from None
+    except Exception as exc:  # anything else the SDK raises: log it whole, answer 502
+        logger.exception("unexpected error from google-generativeai")
+        raise failed(type(exc).__name__) from None
+
+
+def _shut(chunks: Any) -> None:
+    """Close a stream's connection now, even while a thread waits on it. The SDK's cancel() only closes the
+    socket's file, which does not wake a blocked read, so Gemini would keep answering: shut the socket down."""
+    with suppress(Exception):  # private attributes of requests/urllib3/http.client: best effort, then cancel()
+        sock = chunks._response.raw._fp.fp.raw._sock
+        sock.shutdown(socket.SHUT_RDWR)
+    with suppress(Exception):
+        chunks.cancel()
 
 
 def _answer_text(response: Any) -> str:
@@ -122,6 +193,20 @@ def _answer_text(response: Any) -> str:
     if not text:
         raise unusable_answer("empty text")
     return text
+
+
+def _piece(chunk: Any) -> tuple[str, bool]:
+    """One streamed chunk's text and whether it is the last; raises UpstreamError when Gemini stopped for another
+    reason than the answer being complete (blocked, cut at the token limit)."""
+    if chunk.prompt_feedback and chunk.prompt_feedback.block_reason:
+        raise unusable_answer(f"blocked: {chunk.prompt_feedback.block_reason.name}")
+    if not chunk.candidates:
+        raise unusable_answer("no candidates")
+    candidate = chunk.candidates[0]
+    reason = candidate.finish_reason.name
+    if reason not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+        raise unusable_answer(f"finish reason {reason}")
+    return "".join(part.text for part in candidate.content.parts if part.text), reason == "STOP"
 
 
 # A prompt's config fields this SDK's GenerationConfig has no field for.

@@ -4,9 +4,10 @@
     python scripts/patch_frontend.py ../my-app --apply   # change it, keeping a backup of each file
 
 It replaces services/geminiService.ts with ../frontend/services/geminiService.ts (same export, but it
-posts to the backend), removes the `window.process = { env: { API_KEY: ... } }` script from
-index.html, drops @google/genai from package.json and the import map when nothing else imports it,
-and adds vite-env.d.ts and .env.example when the app has none. Then it lists every remaining mention
+posts to the backend) and adds services/stream.ts beside it (streamed answers), removes the
+`window.process = { env: { API_KEY: ... } }` script from index.html, drops @google/genai from
+package.json and the import map when nothing else imports it, and adds vite-env.d.ts and .env.example
+when the app has none. Then it lists every remaining mention
 of the old in-browser key (App.tsx, components/...) for you to remove by hand.
 
 Standard library only: it runs with any Python 3.10+.
@@ -30,6 +31,7 @@ from typing import Any
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 SERVICE = Path("services") / "geminiService.ts"
+STREAM = Path("services") / "stream.ts"  # the streamed-answer reader the service imports
 REQUIRED = (Path("package.json"), Path("index.html"), SERVICE, Path("types.ts"))
 BACKUPS = ".frontend-patch-backup"
 SKIP_DIRS = {"node_modules", "dist", "build", ".git", BACKUPS}
@@ -156,6 +158,8 @@ def plan(app: Path) -> list[Change]:
     changes: list[Change] = []
     service = read(FRONTEND / SERVICE)
     changes.append(Change(SERVICE, read(app / SERVICE), service, "calls the backend instead of Gemini"))
+    old_stream = read(app / STREAM) if (app / STREAM).exists() else None
+    changes.append(Change(STREAM, old_stream, read(FRONTEND / STREAM), "reads streamed answers"))
 
     # Drop the dependency only when no other file still imports it: else the app would stop building.
     others = [

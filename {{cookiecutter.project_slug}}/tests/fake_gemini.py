@@ -1,14 +1,17 @@
 """A fake Gemini API that speaks the REST wire protocol, for offline tests and benchmarks.
 
-The real SDK reaches it through GEMINI_BASE_URL. It answers
-`POST /{v1,v1beta}/models/{model}:generateContent` and `GET /{v1,v1beta}/models/{model}` like
-Gemini does, with a `usageMetadata` block tests can set, and errors in the google.rpc form
-`{"error": {"code", "message", "status", "details"}}`. Given a set of known models, it answers any
-other id with Gemini's 404 NOT_FOUND, as Gemini does for an unknown or retired model.
+The real SDK reaches it through GEMINI_BASE_URL. It answers `POST /{v1,v1beta}/models/{model}:generateContent`,
+`...:streamGenerateContent` and `GET /{v1,v1beta}/models/{model}` like Gemini does, with a `usageMetadata`
+block tests can set, and errors in the google.rpc form `{"error": {"code", "message", "status", "details"}}`.
+Given a set of known models, it answers any other id with Gemini's 404 NOT_FOUND, as Gemini does for an
+unknown or retired model.
 
 Tests queue one-off behaviours ("faults") with `FakeGemini.push(...)`; with nothing queued it
 answers with three sub-tasks derived from the request when the schema sent asks for a list of titled
-items (the seed prompt), else with a value that fits the schema sent, or with text when none was sent.
+items (the seed prompt), else with a value that fits the schema sent, or with text when none was sent. A
+stream sends the same answer in `chunks` pieces `chunk_delay` seconds apart, each piece a full response, usage
+complete only in the last; as server-sent events with `?alt=sse` (google-genai) or as one JSON array
+(google-generativeai's REST transport). `FakeGemini.streams` records when each piece was sent and whether the client left early.
 Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2` (benchmarks, the Nginx stack tests);
 `POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests there.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import select
 import threading
 import time
 from collections import deque
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-GENERATE_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+):generateContent$")
+GENERATE_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+):(generateContent|streamGenerateContent)$")
 MODEL_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+)$")
 
 GENERATES = ["generateContent", "countTokens"]  # supportedGenerationMethods of a text model
@@ -54,6 +58,10 @@ class Fault:
     blocked for safety), empty (no candidates), truncated (MAX_TOKENS with half a JSON),
     slow (answer after `delay` seconds), drop (close the connection without answering),
     html (an HTML page with HTTP `code`).
+
+    A stream answers ok, text, truncated, blocked and empty in `chunks` pieces (None: the fake's
+    default) `chunk_delay` seconds apart; `cut_after` pieces, it closes the connection, and with
+    `error_after` it sends Gemini's error object (HTTP `code`) in place of the next piece.
     """
 
     kind: str
@@ -62,6 +70,20 @@ class Fault:
     text: str = ""
     retry_after: float | None = None
     delay: float = 0.0
+    chunks: int | None = None
+    chunk_delay: float | None = None
+    cut_after: int | None = None
+    error_after: int | None = None
+
+
+@dataclass
+class StreamSeen:
+    """One stream as the fake served it: when each piece left (time.time()) and how it ended."""
+
+    sent_at: list[float] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    client_left: bool = False  # the client closed the connection before the last piece
+    ended_at: float | None = None  # when the fake stopped serving it, for whatever reason
 
 
 @dataclass
@@ -105,6 +127,9 @@ class FakeGemini:
     model_gets: int = 0  # models `get` calls answered (they are not in `count`, which counts generateContent)
     requests: list[Seen] = field(default_factory=list)
     record: bool = True  # benchmarks turn this off to keep memory flat
+    stream_chunks: int = 3  # pieces per stream, unless a fault says otherwise
+    chunk_delay: float = 0.0  # seconds between pieces, unless a fault says otherwise
+    streams: deque[StreamSeen] = field(default_factory=lambda: deque(maxlen=1000))  # the latest streams
     _faults: deque[Fault] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _count: int = 0
@@ -146,6 +171,7 @@ class FakeGemini:
             self.max_in_flight = 0
             self.model_gets = 0
             self.usage = dict(DEFAULT_USAGE)
+            self.streams.clear()
 
     def start(self) -> FakeGemini:
         self._thread.start()
@@ -194,6 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
         model_path = MODEL_PATH.match(self.path.split("?", 1)[0])
         if self.path == "/_fake/stats":
             self._send_json(200, {"requests": fake.count})
+        elif self.path == "/_fake/streams":  # for tests that run the fake in another process
+            with fake._lock:
+                streams = [vars(stream) for stream in fake.streams]
+            self._send_json(200, {"streams": streams})
         elif model_path is None:
             self._send_json(404, _error(404, "Not found."))
         elif not self._key_accepted():
@@ -247,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake = self.server_fake
         fault = fake._take(Seen(path=path, headers=headers, body=body))
-        version, model = generate_path.groups()
+        version, model, method = generate_path.groups()
         if not self._key_accepted():
             fault = Fault("bad_key")
         elif not fake.knows(model):
@@ -257,7 +287,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fake.latency:
                 time.sleep(fake.latency)
-            self._answer(fault or Fault("ok"), body)
+            fault = fault or Fault("ok")
+            if method == "streamGenerateContent" and fault.kind not in ("error", "bad_key", "html", "drop"):
+                self._stream(fault, body, sse="alt=sse" in self.path)
+            else:
+                self._answer(fault, body)
         finally:
             fake._leave()
 
@@ -305,6 +339,95 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _stream(self, fault: Fault, body: dict[str, Any], sse: bool) -> None:
+        """One streamed answer: the whole answer's text cut into pieces, each sent as a full response."""
+        fake = self.server_fake
+        if fault.kind == "slow":
+            time.sleep(fault.delay)
+        whole = self._whole_answer(fault, body)
+        usage = dict(fake.usage)
+        count = fault.chunks if fault.chunks is not None else fake.stream_chunks
+        delay = fault.chunk_delay if fault.chunk_delay is not None else fake.chunk_delay
+        text = whole["candidates"][0]["content"]["parts"][0]["text"] if whole.get("candidates") else ""
+        size = -(-len(text) // count) if text else 1
+        pieces = [text[start : start + size] for start in range(0, len(text), size)] or [""]
+        seen = StreamSeen()
+        with fake._lock:
+            fake.streams.append(seen)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if sse else "application/json; charset=UTF-8")
+        self.send_header("Connection", "close")  # the body ends when the connection does
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if not sse:
+                self.wfile.write(b"[")
+            for index, piece in enumerate(pieces):
+                if index and not self._wait_unless_client_left(delay):
+                    seen.client_left = True
+                    return
+                if fault.cut_after is not None and index == fault.cut_after:
+                    self.connection.shutdown(2)
+                    return
+                last = index == len(pieces) - 1
+                if fault.error_after is not None and index == fault.error_after:
+                    chunk: dict[str, Any] = _error(fault.code, f"Fake upstream error {fault.code}.")
+                    last = True
+                elif whole.get("candidates"):
+                    # Before the last piece Gemini reports only the prompt's tokens.
+                    prompt_tokens = {
+                        "promptTokenCount": usage["promptTokenCount"],
+                        "totalTokenCount": usage["promptTokenCount"],
+                    }
+                    chunk = _candidate(piece, whole["usageMetadata"] if last else prompt_tokens)
+                    if not last:
+                        del chunk["candidates"][0]["finishReason"]
+                    else:
+                        chunk["candidates"][0]["finishReason"] = whole["candidates"][0]["finishReason"]
+                else:
+                    chunk = whole
+                data = json.dumps(chunk)
+                self.wfile.write(f"data: {data}\r\n\r\n".encode() if sse else (("," if index else "") + data).encode())
+                self.wfile.flush()
+                seen.sent_at.append(time.time())
+                seen.texts.append(piece)
+                if last:
+                    break
+            if not sse:
+                self.wfile.write(b"]")
+        except (BrokenPipeError, ConnectionResetError):
+            seen.client_left = True
+        finally:
+            seen.ended_at = time.time()
+
+    def _wait_unless_client_left(self, seconds: float) -> bool:
+        """Sleep, but notice at once when the client closes the connection (False): proof that a caller
+        that gave up also stopped the call."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if readable:
+                try:
+                    if not self.connection.recv(1, 0x2):  # MSG_PEEK: nothing to read, the peer closed
+                        return False
+                except OSError:
+                    return False
+                time.sleep(min(left, 0.01))  # bytes waiting (not expected): do not spin on them
+        return True
+
+    def _whole_answer(self, fault: Fault, body: dict[str, Any]) -> dict[str, Any]:
+        usage = dict(self.server_fake.usage)
+        if fault.kind == "text":
+            return _candidate(fault.text, usage)
+        if fault.kind == "truncated":
+            return _candidate('[{"title": "Outline the', usage, finish="MAX_TOKENS")
+        if fault.kind == "blocked":
+            return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}}
+        if fault.kind == "empty":
+            return {"candidates": [], "usageMetadata": {}}
+        items = fault.items if fault.items is not None else _default_items(body)
+        return _candidate(json.dumps(items), usage)
 
     def _send_json(self, code: int, payload: dict[str, Any]) -> None:
         self._send(code, json.dumps(payload).encode(), "application/json; charset=UTF-8")
@@ -411,8 +534,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--api-key", default=None, help="reject any other key")
+    parser.add_argument("--stream-chunks", type=int, default=3, help="pieces per streamed answer")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed pieces")
     args = parser.parse_args()
-    fake = FakeGemini(host=args.host, port=args.port, latency=args.latency, api_key=args.api_key, record=False)
+    fake = FakeGemini(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        api_key=args.api_key,
+        record=False,
+        stream_chunks=args.stream_chunks,
+        chunk_delay=args.chunk_delay,
+    )
     print(f"fake Gemini on {fake.base_url}", flush=True)  # noqa: T201 - a command-line tool
     fake._server.serve_forever()
 
