@@ -11,9 +11,10 @@ answers with three sub-tasks derived from the request when the schema sent asks 
 items (the seed prompt), else with a value that fits the schema sent, or with text when none was sent. A
 stream sends the same answer in `chunks` pieces `chunk_delay` seconds apart, each piece a full response, usage
 complete only in the last; as server-sent events with `?alt=sse` (google-genai) or as one JSON array
-(google-generativeai's REST transport). `FakeGemini.streams` records when each piece was sent and whether the client left early.
-Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2` (benchmarks, the Nginx stack tests);
-`POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests there.
+(google-generativeai's REST transport). `FakeGemini.streams` records when each piece was sent and whether
+the client left early. Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2`
+(benchmarks, the Nginx stack tests); `POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests
+there.
 """
 
 from __future__ import annotations
