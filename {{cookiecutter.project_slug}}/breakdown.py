@@ -8,6 +8,7 @@ import random
 from pydantic import ValidationError
 
 import metrics
+import spend_guard
 from errors import UpstreamError, overloaded, timed_out, unusable_answer
 from gemini_client import GeminiClient
 from request_log import note
@@ -71,6 +72,7 @@ class TaskBreakdown:
             raise timed_out() from None
         finally:
             self._slots.release()
+            await spend_guard.record(tally.tokens)  # every attempt's tokens, to the caller's and the deployment's day
 
     async def _generate_with_retries(self, user_text: str, tally: _Tally) -> list[SubTask]:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """Check, before going live, that Gemini answers this server with its key and model.
 
-    python doctor.py              # settings, Gemini reachable, key accepted, model served (costs no tokens)
+    python doctor.py              # settings, Gemini reachable, key accepted, model served (costs no tokens),
+                                  # and the spend guard's store with today's spend, when there is one
     python doctor.py --generate   # and one real call through the API's own code path (costs a few tokens)
 
 It reads the same settings as the app (the environment and `.env`), prints one line per check and
@@ -18,6 +19,7 @@ from gemini_client import SDK, GeminiClient
 from request_log import collecting
 from schemas import TaskIn
 from settings import Settings, load_settings
+from spend_guard import SpendGuard
 
 CURRENT_MODELS = "gemini-3.5-flash-lite, gemini-3.8-flash or gemini-3.1-flash-lite"  # checked 2026-11-27
 KEY_HELP = "create a key at https://aistudio.google.com/apikey and put it in .env"
@@ -46,6 +48,7 @@ class Doctor:
         client = GeminiClient(settings, SYSTEM_INSTRUCTION)
         try:
             await self.check_model(client, settings)
+            await self.check_spend()
             if generate:
                 await self.generate(client, settings)
         finally:
@@ -75,6 +78,17 @@ class Doctor:
                 "model", f"{model} does not support generateContent: set GEMINI_MODEL to one of {CURRENT_MODELS}"
             )
         self.report(True, "model", f"{model} is served and supports generateContent")
+
+    async def check_spend(self) -> None:
+        """The spend guard's store reachable, and today's spend against each budget (spend_guard.py)."""
+        try:
+            guard = SpendGuard()
+        except SystemExit as exc:  # its settings are wrong: one line says which
+            raise self.fail("spend guard", str(exc.code)) from None
+        for passed, check, verdict in await guard.report():
+            if not passed:
+                raise self.fail(check, verdict)
+            self.report(True, check, verdict)
 
     async def generate(self, client: GeminiClient, settings: Settings) -> None:
         """One structured call through TaskBreakdown, exactly as POST /api/breakdown-task makes it."""

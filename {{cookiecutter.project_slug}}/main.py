@@ -19,12 +19,16 @@ from gemini_client import GeminiClient
 from request_log import RequestLogMiddleware, logger, setup_logging
 from schemas import SubTask, TaskIn
 from settings import load_settings
+from spend_guard import SpendGuard
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
 setup_logging()
 # Who may call the API (caller_check.py). As a dependency of the route it runs before the route's code:
 # a refused request never waits for a Gemini slot or makes a Gemini call.
 caller_check = CallerCheck(settings)
+# Spend limits per caller and for the whole deployment (spend_guard.py): after the caller check, so a
+# refused caller costs nothing; before the Gemini call, so a spent budget costs nothing either.
+spend_guard = SpendGuard()
 
 
 @asynccontextmanager
@@ -97,7 +101,7 @@ async def prometheus_metrics() -> Response:
 @app.post(
     "/api/breakdown-task",
     responses=ERROR_RESPONSES,
-    dependencies=[Depends(caller_check)],
+    dependencies=[Depends(caller_check), Depends(spend_guard)],
 )
 async def breakdown_task(task: TaskIn, request: Request) -> list[SubTask]:
     """Suggest 2 to 5 sub-tasks for a task."""

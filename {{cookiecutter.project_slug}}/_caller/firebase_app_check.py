@@ -9,7 +9,7 @@ when set, also limits which of the project's apps (the token's `sub`) are admitt
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from jwks import KeySet, KeysUnavailable
@@ -37,7 +37,7 @@ class CallerCheck:
         jwks_url = settings.app_check_jwks_url
         self._keys = KeySet(lambda: jwks_url)
 
-    async def __call__(self, token: Annotated[str | None, Depends(token_header)]) -> None:
+    async def __call__(self, request: Request, token: Annotated[str | None, Depends(token_header)]) -> None:
         if not token:
             raise unauthorized(DETAIL, f"no {HEADER} header")
         try:
@@ -56,3 +56,4 @@ class CallerCheck:
         if self._app_ids and claims["sub"] not in self._app_ids:
             raise unauthorized(DETAIL, "app id not in APP_CHECK_APP_IDS")
         note(app_id=claims["sub"])  # an app id is public (it is in the app's Firebase config)
+        request.state.caller = f"app:{claims['sub']}"  # who spends, for the spend guard

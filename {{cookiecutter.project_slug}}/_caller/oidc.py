@@ -12,7 +12,7 @@ import json
 import urllib.request
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jwks import FETCH_TIMEOUT_SECONDS, KeySet, KeysUnavailable
@@ -49,7 +49,7 @@ class CallerCheck:
         jwks_url = settings.oidc_jwks_url
         self._keys = KeySet(lambda: jwks_url or discover_jwks_url(self._issuer))
 
-    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def __call__(self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         # RFC 6750: a missing token gets the scheme alone; a bad one also says invalid_token.
         if credentials is None:
             raise unauthorized(MISSING, "no bearer token", {"WWW-Authenticate": "Bearer"})
@@ -67,3 +67,4 @@ class CallerCheck:
             raise unavailable(exc) from None
         caller = hashlib.sha256(f"{self._issuer} {claims['sub']}".encode()).hexdigest()[:16]
         note(caller=caller)  # the same user gives the same hash; the hash gives no name back
+        request.state.caller = f"user:{caller}"  # who spends, for the spend guard
