@@ -49,7 +49,9 @@ class CallerCheck:
         jwks_url = settings.oidc_jwks_url
         self._keys = KeySet(lambda: jwks_url or discover_jwks_url(self._issuer))
 
-    async def __call__(self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> None:
         # RFC 6750: a missing token gets the scheme alone; a bad one also says invalid_token.
         if credentials is None:
             raise unauthorized(MISSING, "no bearer token", {"WWW-Authenticate": "Bearer"})

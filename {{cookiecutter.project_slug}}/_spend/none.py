@@ -1,7 +1,7 @@
 """Spend limits: none. This project was generated with no spend guard.
 
 Nothing but Nginx's request rates limits what callers spend. To give each caller a quota and the whole
-deployment a daily token budget, shared by every replica through Redis, generate the project again with
+deployment a daily token budget, shared by every replica, generate the project again with
 `spend_guard=yes`; this module is where that guard goes.
 """
 
