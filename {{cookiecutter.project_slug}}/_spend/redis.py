@@ -207,7 +207,8 @@ class SpendGuard:
         except (RedisError, OSError, TimeoutError) as exc:
             # The answer is ready: it goes out all the same. These tokens are missing from today's counts.
             ERRORS.labels("record").inc()
-            logger.error("spend guard could not count tokens", extra={"fields": {"tokens": tokens, "cause": repr(exc)}})
+            fields = {"tokens": tokens, "cause": _cause(exc)}
+            logger.error("spend guard could not count tokens", extra={"fields": fields})
             return
         SPENT_TODAY.set(int(spent))
         TOKENS_COUNTED.labels("caller_day").inc(tokens)
@@ -215,7 +216,7 @@ class SpendGuard:
 
     def _store_failed(self, step: str, exc: BaseException) -> None:
         ERRORS.labels(step).inc()
-        fields = {"cause": repr(exc) if str(exc) else type(exc).__name__, "redis": _where(self.settings.redis_url)}
+        fields = {"cause": _cause(exc), "redis": _where(self.settings.redis_url)}
         if self.settings.spend_guard_when_store_down == "allow":
             logger.warning("spend guard off: Redis unavailable, request allowed unguarded", extra={"fields": fields})
             note(spend_guard="off")
@@ -237,9 +238,8 @@ class SpendGuard:
                 top = max([int(value or 0) for value in await self._redis.mget(callers)] if callers else [0])
         except (RedisError, OSError, TimeoutError) as exc:
             mode = self.settings.spend_guard_when_store_down
-            return [
-                (False, "spend store", f"Redis at {where} does not answer ({exc!r}); meanwhile the API will {mode}")
-            ]
+            verdict = f"Redis at {where} does not answer ({_cause(exc)}); meanwhile the API will {mode}"
+            return [(False, "spend store", verdict)]
         finally:
             await self._redis.aclose()
         per_day, per_caller, per_minute = self._limits
@@ -264,6 +264,11 @@ async def record(tokens: TokenUsage) -> None:
 
 def _utc(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
+
+
+def _cause(exc: BaseException) -> str:
+    """The error's class and Redis's own words (e.g. `ResponseError: DENIED ...`), for the log."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _limit(value: int) -> str:
