@@ -8,9 +8,10 @@ caller's day and the deployment's day. Days are UTC days; a limit of 0 is off.
 
 How far a budget can overshoot: a request is admitted while today's count is below the budget, and what
 it costs is known only when it ends. So the count passes the budget by at most the tokens of the requests
-admitted before it was reached and still in flight then (at most replicas x GEMINI_MAX_CONCURRENCY
-requests), never by a request admitted after: the check and the count are one script, which Redis runs
-alone.
+admitted before it was reached and still in flight then (per replica GEMINI_MAX_CONCURRENCY calls and the
+requests waiting up to 2 s for one), never by a request admitted after: the check and the count are one
+script, which Redis runs alone. Minutes are fixed windows: across a minute's end a caller may get up to
+twice SPEND_REQUESTS_PER_CALLER_PER_MINUTE within 60 s.
 
 Who is a caller: the identity the caller check put on `request.state.caller` (an OIDC subject's one-way
 hash, an App Check app id), else the client's address (uvicorn takes it from Nginx's X-Forwarded-For).
