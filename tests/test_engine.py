@@ -59,7 +59,9 @@ def engine() -> Iterator[Engine]:
 def stack(engine: Engine, bake: Any) -> Iterator[ComposeStack]:
     project = bake(**STACK_ANSWERS)
     engine.standins(project)
-    (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\n")
+    # The spend guard stays on (every request is checked and counted in the stack's Redis) but its per-caller
+    # day budget is off: the load below is one caller (the host's address) making thousands of requests.
+    (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\nSPEND_TOKENS_PER_CALLER_PER_DAY=0\n")
     running = ComposeStack(engine, project, env={"FAKE_GEMINI_LATENCY": str(FAKE_LATENCY)})
     running.down()  # leftovers of an interrupted run
     try:
@@ -111,6 +113,52 @@ def test_smoke_script_of_the_bake_passes(engine: Engine, bake: Any) -> None:
     assert "smoke test passed" in result.stdout
     assert not (project / ".env").exists(), "the throwaway .env is removed again"
     assert smoke_containers() == "", "the smoke project is torn down"
+
+
+def test_spend_guard_holds_across_replicas_and_a_redis_restart(engine: Engine, bake: Any) -> None:
+    """spend_guard=yes (the default) on the engine: every replica checks and counts in the one `redis`
+    service, the stand-in of the pinned official image, so a caller's day budget holds across replicas,
+    another address is another caller, and the counts outlive a restart of Redis (append-only volume)."""
+    project = bake(**SMOKE_ANSWERS)
+    engine.standins(project)
+    per_request = 121  # what the fake Gemini reports for each answer
+    (project / ".env").write_text(f"GEMINI_API_KEY={KEY}\nSPEND_TOKENS_PER_CALLER_PER_DAY={3 * per_request - 1}\n")
+    stack = ComposeStack(engine, project)
+    stack.down()
+    try:
+        stack.up()
+        stack.wait_healthy(4)
+        # Straight to Nginx from two addresses of this host (through the published port both would be the
+        # network's gateway): with no caller check, an address is a caller.
+        (nginx,) = stack.containers("nginx")
+        url = f"http://{nginx.address}:8080/api/breakdown-task"
+        first, second = stack.client_addresses(2)
+
+        def post_from(address: str) -> httpx.Response:
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30) as client:
+                return client.post(url, json={"title": "Plan a trip"})
+
+        replies = [post_from(first) for _ in range(7)]
+        assert [r.status_code for r in replies] == [200] * 3 + [429] * 4
+        assert "per caller" in replies[-1].json()["detail"] and int(replies[-1].headers["Retry-After"]) > 0
+        refused_by = {
+            entry["upstream_addr"]
+            for entry in stack.access_entries([r.headers["X-Request-ID"] for r in replies[3:]]).values()
+        }
+        assert len(refused_by) == 4, refused_by  # round robin: every replica refused, none counted alone
+        assert post_from(second).status_code == 200  # another address is another caller
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        spent = stack.compose("exec", "-T", "redis", "redis-cli", "GET", f"spend:{day}:tokens").stdout.strip()
+        assert spent == str(4 * per_request)
+        (redis,) = stack.containers("redis")
+        assert exec_in(redis.id, "id", "-u").stdout.strip() == "999"
+        stack.compose("restart", "redis")
+        stack.compose("up", "--detach", "--wait", "--wait-timeout", "60", "redis")
+        assert post_from(first).status_code == 429  # the count came back from the append-only file
+        assert post_from(second).status_code == 200
+    finally:
+        stack.down()
+        (project / ".env").unlink(missing_ok=True)  # the smoke script writes its own
 
 
 def test_smoke_script_of_a_bake_with_a_caller_check_and_https_passes(engine: Engine, bake: Any) -> None:

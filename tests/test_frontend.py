@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from support.helpers import ROOT, free_port, project_venv, stop_process, wait_for_http
+from support.helpers import ROOT, SPEND_GUARD_OFF, free_port, project_venv, stop_process, wait_for_http
 
 FIXTURE = ROOT / "tests" / "fixtures" / "frontend_app"
 NODE = ROOT / "tests" / "node"
@@ -428,6 +428,7 @@ def stack(
     fake = fake_gemini.FakeGemini(host="127.0.0.1", port=0).start()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_ORIGINS"))}
     env |= {"GEMINI_API_KEY": "server-side-test-key", "GEMINI_BASE_URL": fake.base_url, "GEMINI_MAX_ATTEMPTS": "3"}
+    env |= SPEND_GUARD_OFF  # no Redis here
     log = tmp / "backend.log"
     with log.open("w") as log_file:
         backend = subprocess.Popen(
@@ -604,6 +605,7 @@ def caller_stack(
         ready = json.loads(keys.stdout.readline())  # the JWKS server's settings and a valid token
         env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_"))}
         env |= {"GEMINI_API_KEY": "server-side-test-key", "GEMINI_BASE_URL": fake.base_url, **ready["settings"]}
+        env |= SPEND_GUARD_OFF  # no Redis here
         log = tmp / "backend.log"
         with log.open("w") as log_file:
             backend = subprocess.Popen(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.helpers import ROOT, find_python, project_venv, unrendered_markers
 
 APP_CHECK = {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"}
@@ -54,14 +55,16 @@ SUPPORTED: list[dict[str, str]] = [
     {"https": "letsencrypt", "domain": "api.example.com", "acme_email": "ops@example.com"},
     {"trusted_proxies": "10.0.0.0/8, 2001:db8::/32", "port": "8080"},
     {"kubernetes": "yes", "project_slug": "gemini_proxy", "backend_replicas": "32"} | OIDC,
+    {"spend_guard": "no"},
+    {"spend_guard": "no", "kubernetes": "yes"} | APP_CHECK,
 ]
 
 # The bake's own suite runs once per distinct set of pins (SDK x Python x caller check), and each rendered
 # difference that suite can see (CORS origins) rides along with one of them: every axis is covered, in
 # five runs rather than seven (the whole template suite must stay under 15 minutes on 2 cores).
 INNER_SUITES: list[dict[str, str]] = [
-    {},
-    {"gemini_sdk": "google-generativeai"},
+    {},  # spend_guard=yes (the default) in this and every other run but one: its tests need a real redis-server
+    {"gemini_sdk": "google-generativeai", "spend_guard": "no"},
     {"python_version": "3.13", "allowed_origins": "https://tasks.example.com,http://127.0.0.1:4173"},
     {"python_version": "3.11"} | APP_CHECK,
     OIDC,
@@ -70,6 +73,9 @@ INNER_SUITES: list[dict[str, str]] = [
 # What only a caller check brings: with caller_check=none none of it may be in the bake.
 # (caller_check.py exists in every bake: with none it is the check that admits everyone.)
 CALLER_FILES = ["jwks.py", "token_check.py", "tests/caller_keys.py", "tests/test_caller_check.py"]
+# What only the spend guard brings: with spend_guard=no none of it may be in the bake.
+# (spend_guard.py exists in every bake: with no it is the guard that admits everyone.)
+SPEND_FILES = ["tests/test_spend_guard.py", "tests/redis_server.py", "k8s/redis.yaml"]
 VERIFICATION_WORDS = re.compile(r"jwt|jwks|X-Firebase-AppCheck|Bearer|verify", re.IGNORECASE)
 
 
@@ -138,6 +144,7 @@ def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
     assert not (project / "conditional_files.json").exists() and not (project / "_caller").exists()
     assert_caller_check(project, want, settings, requirements, env_example)
     assert_https(project, answers)
+    assert_spend_guard(project, answers, requirements, env_example)
     # k8s/ only with kubernetes=yes, and nothing else about Kubernetes otherwise (tests/test_k8s.py checks k8s/).
     kubernetes = answers.get("kubernetes") == "yes"
     assert (project / "k8s").is_dir() == kubernetes
@@ -165,6 +172,37 @@ def assert_https(project: Path, answers: dict[str, str]) -> None:
     proxies = [cidr.strip() for cidr in answers.get("trusted_proxies", "").split(",") if cidr.strip()]
     assert re.findall(r"(?m)^    set_real_ip_from (\S+);$", nginx) == proxies
     assert ("## Behind a load balancer or CDN" in readme) == bool(proxies)
+
+
+def assert_spend_guard(project: Path, answers: dict[str, str], requirements: str, env: str) -> None:
+    """spend_guard=yes: the Redis guard, its dependency, settings and a hardened, unpublished, pinned Redis
+    service; no: the guard that admits everyone, and no Redis anywhere."""
+    guard = (project / "spend_guard.py").read_text()
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    if answers.get("spend_guard", "yes") == "no":
+        assert [name for name in SPEND_FILES if (project / name).exists()] == []
+        assert "async def record(tokens: TokenUsage) -> None:" in guard and "redis" not in guard.lower()
+        mentions = [
+            str(p) for p in project.rglob("*") if p.is_file() and "redis" in p.read_text(errors="replace").lower()
+        ]
+        assert mentions == [], "Redis in a bake without the spend guard"
+        assert "redis" not in compose["services"] and "SPEND_" not in env
+        return
+    kubernetes = answers.get("kubernetes") == "yes"
+    assert [name for name in SPEND_FILES if (project / name).exists() != (kubernetes or "k8s" not in name)] == []
+    assert "register_script" in guard and re.search(r"^redis==[0-9.]+$", requirements, re.MULTILINE)
+    for name in ("REDIS_URL", "SPEND_TOKENS_PER_DAY", "SPEND_TOKENS_PER_CALLER_PER_DAY",
+                 "SPEND_REQUESTS_PER_CALLER_PER_MINUTE", "SPEND_GUARD_WHEN_STORE_DOWN"):  # fmt: skip
+        assert f"\n{name}=" in env, name
+    redis = compose["services"]["redis"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", redis["image"]), "the official image, pinned"
+    assert "ports" not in redis and "expose" not in redis, "never published on the host"
+    assert redis["read_only"] is True and redis["cap_drop"] == ["ALL"] and redis["mem_limit"]
+    assert "no-new-privileges:true" in redis["security_opt"] and redis["healthcheck"]["test"]
+    assert "--appendonly" in redis["command"] and redis["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
+    assert compose["services"]["backend"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert "## Spend guard" in (project / "README.md").read_text()
 
 
 def assert_caller_check(project: Path, want: dict[str, str], settings: str, requirements: str, env: str) -> None:

@@ -133,6 +133,9 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
 
 
+# The spend guard's Redis (k8s/redis.yaml), with spend_guard=yes (the default).
+SPEND_OBJECTS = ["StatefulSet/redis", "Service/redis", "NetworkPolicy/redis", "NetworkPolicy/backend"]
+
 # ---------------------------------------------------------------- render and validate
 
 
@@ -148,6 +151,7 @@ def test_manifests_render_and_validate_against_the_api_schemas(render: Any, answ
         "Deployment/nginx", "Service/nginx", "PodDisruptionBudget/nginx",
         "NetworkPolicy/default", "NetworkPolicy/backend", "NetworkPolicy/nginx",
         "HTTPRoute/" + namespace_of(answers).split("-")[0],
+        *(SPEND_OBJECTS if answers.get("spend_guard", "yes") == "yes" else []),
     ])  # fmt: skip
     route_schema = json.loads(HTTPROUTE_SCHEMA.read_text())
     for obj in objects:
@@ -367,6 +371,32 @@ def test_the_key_is_in_the_secret_only(render: Any, answers: dict[str, str]) -> 
         assert settings["OIDC_ISSUER"] == answers["oidc_issuer"]
 
 
+@pytest.mark.parametrize("answers", [{}, {"spend_guard": "no"}], ids=["spend-guard", "no-spend-guard"])
+def test_redis_admits_only_the_backend_and_is_hardened_and_pinned(render: Any, answers: dict[str, str]) -> None:
+    project, objects = render(**answers)
+    if answers.get("spend_guard") == "no":
+        assert not any("redis" in json.dumps(o).lower() for o in objects)
+        return
+    labels = one(objects, "Deployment", "backend")["spec"]["template"]["metadata"]["labels"]
+    redis = one(objects, "StatefulSet", "redis")
+    pod = redis["spec"]["template"]["spec"]
+    assert redis["spec"]["replicas"] == 1 and pod["automountServiceAccountToken"] is False
+    assert POD_SECURITY.items() <= pod["securityContext"].items() and pod["securityContext"]["runAsUser"] >= 10000
+    [container] = pod["containers"]
+    assert CONTAINER_SECURITY.items() <= container["securityContext"].items()
+    assert container["resources"]["limits"]["memory"] and "--appendonly" in container["args"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/data"]
+    compose_redis = yaml.safe_load((project / "compose.yaml").read_text())["services"]["redis"]["image"]
+    assert container["image"] == compose_redis, "pinned as in Compose"
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    [rule] = policies["redis"]["ingress"]
+    assert [selects(peer["podSelector"], labels) for peer in rule["from"]] == [True]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}] and "egress" not in policies["redis"]
+    [out] = policies["backend-to-redis"]["egress"]
+    assert selects(policies["backend-to-redis"]["podSelector"], labels) and out["ports"][0]["port"] == 6379
+    assert one(objects, "ConfigMap", "backend-settings")["data"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
 def test_secret_env_is_ignored_by_git_and_docker(bake: Any) -> None:
     project = bake(kubernetes="yes")
     assert "k8s/secret.env" in (project / ".gitignore").read_text().splitlines()
@@ -388,7 +418,7 @@ class ApiStub(ThreadingHTTPServer):
     RESOURCES: ClassVar[dict[str, list[tuple[str, str, bool]]]] = {
         "v1": [("namespaces", "Namespace", False), ("configmaps", "ConfigMap", True), ("secrets", "Secret", True),
                ("services", "Service", True)],
-        "apps/v1": [("deployments", "Deployment", True)],
+        "apps/v1": [("deployments", "Deployment", True), ("statefulsets", "StatefulSet", True)],
         "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
         "autoscaling/v2": [("horizontalpodautoscalers", "HorizontalPodAutoscaler", True)],
         "networking.k8s.io/v1": [("networkpolicies", "NetworkPolicy", True)],
@@ -770,4 +800,4 @@ def test_policy_scanner_finds_nothing_but_the_justified_skips(render: Any, tmp_p
         if key.startswith("checkov.io/skip") and len(value.split("=", 1)[1]) > 20
     }  # fmt: skip
     skipped = {(c["resource"].split(".")[-1], c["check_id"]) for c in report["results"]["skipped_checks"]}
-    assert skipped == declared and len(declared) == 7
+    assert skipped == declared and len(declared) == 10  # backend 4, nginx 3, redis 3

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.helpers import free_port, project_venv, stop_process, wait_for_http
+from support.helpers import SPEND_GUARD_OFF, free_port, project_venv, stop_process, wait_for_http
 
 PYTHON = "3.12"
 TOOLS = Path(sys.executable).parent  # the template's tooling venv: schemathesis (st)
@@ -101,6 +101,7 @@ class Backend:
 def clean_env(**settings: str) -> dict[str, str]:
     """This process's environment without any GEMINI_* or ALLOWED_ORIGINS, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_") and k != "ALLOWED_ORIGINS"}
+    env.update(SPEND_GUARD_OFF)  # no Redis here (the bake's own tests run the guard against one)
     env.update(settings)
     return env
 

@@ -35,7 +35,7 @@ def _lock_tool() -> Any:
 
 
 LOCK_TOOL = _lock_tool()
-COMBINATIONS: list[tuple[str, str, str]] = list(LOCK_TOOL.combinations())  # python_version x gemini_sdk x caller_check
+COMBINATIONS: list[tuple[str, str, str, str]] = list(LOCK_TOOL.combinations())  # python x sdk x caller x spend_guard
 CALLER_ANSWERS = {
     "none": {},
     "firebase_app_check": {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"},
@@ -51,7 +51,7 @@ WORKFLOW_ANSWERS: list[dict[str, str]] = [
 ]
 
 
-def combination_id(combination: tuple[str, str, str]) -> str:
+def combination_id(combination: tuple[str, str, str, str]) -> str:
     return "-".join(combination)
 
 
@@ -128,21 +128,21 @@ def assert_lock_matches(lock: str, requirements: str) -> dict[str, dict[str, Any
 def test_requirements_depend_only_on_the_answers_that_key_the_locks() -> None:
     """A pin that depended on another answer (https, kubernetes, ...) would need locks keyed by it too."""
     used = set(re.findall(r"cookiecutter\.(\w+)", (TEMPLATE / "requirements.txt").read_text()))
-    assert used <= {"python_version", "gemini_sdk", "caller_check"}, used
+    assert used <= {"python_version", "gemini_sdk", "caller_check", "spend_guard"}, used
     manifest = (TEMPLATE / "conditional_files.json").read_text()
     assert '"folder": "_locks", "file": "{{ lock }}", "as": "requirements.lock"' in manifest
 
 
 def test_template_holds_exactly_one_lock_per_combination() -> None:
     wanted = {LOCK_TOOL.lock_name(*combination) for combination in COMBINATIONS}
-    assert len(wanted) == 12  # 3 Pythons x 2 SDKs x (no caller check, a JWT one)
+    assert len(wanted) == 24  # 3 Pythons x 2 SDKs x (no caller check, a JWT one) x (no spend guard, Redis)
     assert {path.name for path in LOCKS.iterdir()} == wanted, "tools/lock.py makes the missing ones"
 
 
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=combination_id)
-def test_bake_gets_the_lock_of_its_answers(bake: Any, combination: tuple[str, str, str]) -> None:
-    python_version, sdk, caller = combination
-    project = bake(python_version=python_version, gemini_sdk=sdk, **CALLER_ANSWERS[caller])
+def test_bake_gets_the_lock_of_its_answers(bake: Any, combination: tuple[str, str, str, str]) -> None:
+    python_version, sdk, caller, spend = combination
+    project = bake(python_version=python_version, gemini_sdk=sdk, spend_guard=spend, **CALLER_ANSWERS[caller])
     assert not (project / "_locks").exists()
     lock = (project / "requirements.lock").read_text()
     assert lock == (LOCKS / LOCK_TOOL.lock_name(*combination)).read_text()

@@ -1,11 +1,11 @@
-"""Make every requirements.lock the template holds: {{cookiecutter.project_slug}}/_locks/<python>-<sdk>-<none|jwt>.lock.
+"""Make every requirements.lock the template holds: {{cookiecutter.project_slug}}/_locks/<python>-<sdk>-<none|jwt>-<none|redis>.lock.
 
     .venv/bin/python tools/lock.py                              # after changing a pin in requirements.txt
     .venv/bin/python tools/lock.py --upgrade-package starlette  # also that indirect dependency, to its newest
     .venv/bin/python tools/lock.py --upgrade                    # every indirect dependency to its newest release
 
 A bake's requirements.txt depends on three answers: python_version (the resolution), gemini_sdk and whether
-caller_check is on (PyJWT, cryptography). For each combination this bakes the template into a temporary
+caller_check is on (PyJWT, cryptography, httpx) and spend_guard (redis). For each combination this bakes the template into a temporary
 folder, runs the bake's own `scripts/lock.py` there (what a generated project's owner runs: uv, hashes for
 x86_64 Linux and that Python) and copies the bake's requirements.lock back into _locks/. Then it proves that
 each lock installs in the image: pip downloads, hash-checked, a wheel of every package for that Python on
@@ -27,35 +27,43 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "{{cookiecutter.project_slug}}" / "_locks"
-# The caller checks' dependencies are the same (PyJWT, cryptography): one lock serves both.
+# The caller checks' dependencies are the same (PyJWT, cryptography, httpx): one lock serves both.
 CALLER_DEPENDENCIES = {"none": "none", "firebase_app_check": "jwt", "oidc": "jwt"}
 CALLER_ANSWERS = {
     "none": {},
     "jwt": {"caller_check": "firebase_app_check", "firebase_project_number": "123456789012"},
 }
+# The spend guard brings redis-py.
+SPEND_DEPENDENCIES = {"yes": "redis", "no": "none"}
 
 
-def lock_name(python_version: str, gemini_sdk: str, caller_check: str) -> str:
+def lock_name(python_version: str, gemini_sdk: str, caller_check: str, spend_guard: str) -> str:
     """The lock a bake with these answers gets (conditional_files.json says the same in Jinja)."""
-    return f"{python_version}-{gemini_sdk}-{CALLER_DEPENDENCIES[caller_check]}.lock"
+    return f"{python_version}-{gemini_sdk}-{CALLER_DEPENDENCIES[caller_check]}-{SPEND_DEPENDENCIES[spend_guard]}.lock"
 
 
-def combinations() -> Iterator[tuple[str, str, str]]:
-    """(python_version, gemini_sdk, caller_check) for every choice cookiecutter.json offers."""
+def combinations() -> Iterator[tuple[str, str, str, str]]:
+    """(python_version, gemini_sdk, caller_check, spend_guard) for every choice cookiecutter.json offers."""
     choices = json.loads((ROOT / "cookiecutter.json").read_text())
     for python_version in choices["python_version"]:
         for sdk in choices["gemini_sdk"]:
             for caller in choices["caller_check"]:
-                yield python_version, sdk, caller
+                for spend in choices["spend_guard"]:
+                    yield python_version, sdk, caller, spend
 
 
-def bake(python_version: str, sdk: str, dependencies: str, out: Path) -> Path:
+def bake(python_version: str, sdk: str, callers: str, spend: str, out: Path) -> Path:
     """A bake with these answers, its requirements.lock the template's current one (empty when new)."""
     from cookiecutter.main import cookiecutter
 
-    target = LOCKS / f"{python_version}-{sdk}-{dependencies}.lock"
+    target = LOCKS / f"{python_version}-{sdk}-{callers}-{spend}.lock"
     target.touch()  # a new combination starts from an empty lock
-    answers = {"python_version": python_version, "gemini_sdk": sdk, **CALLER_ANSWERS[dependencies]}
+    answers = {
+        "python_version": python_version,
+        "gemini_sdk": sdk,
+        "spend_guard": "yes" if spend == "redis" else "no",
+        **CALLER_ANSWERS[callers],
+    }
     project = Path(cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out / target.stem)))
     assert (project / "requirements.lock").read_bytes() == target.read_bytes(), f"the bake did not get {target.name}"
     return project
@@ -91,9 +99,14 @@ def verify(target: Path) -> str:
 
 def main(options: list[str]) -> int:
     LOCKS.mkdir(exist_ok=True)
-    wanted = sorted({(py, sdk, CALLER_DEPENDENCIES[caller]) for py, sdk, caller in combinations()})
+    wanted = sorted(
+        {(py, sdk, CALLER_DEPENDENCIES[caller], SPEND_DEPENDENCIES[spend]) for py, sdk, caller, spend in combinations()}
+    )
     with tempfile.TemporaryDirectory() as out:
-        bakes = {LOCKS / f"{py}-{sdk}-{deps}.lock": bake(py, sdk, deps, Path(out)) for py, sdk, deps in wanted}
+        bakes = {
+            LOCKS / f"{py}-{sdk}-{callers}-{spend}.lock": bake(py, sdk, callers, spend, Path(out))
+            for py, sdk, callers, spend in wanted
+        }
         with ThreadPoolExecutor(3) as pool:  # uv mostly waits for the index; cookiecutter itself is not thread-safe
             for line in pool.map(lambda item: relock(item[1], item[0], options), bakes.items()):
                 print(line)

@@ -1,7 +1,8 @@
 """Check, before going live, that Gemini answers this server with its key and model.
 
     python doctor.py              # settings, Gemini reachable, key accepted, model served, every prompt
-                                  # file parses and its model and config fit (costs no tokens)
+                                  # file parses and its model and config fit, and the spend guard's store
+                                  # with today's spend when there is one (costs no tokens)
     python doctor.py --generate   # and one real call per prompt through the API's own code path, with the
                                   # first `examples` entry of its input schema (costs a few tokens)
 
@@ -22,6 +23,7 @@ from gemini_client import SDK, GeminiClient
 from prompts import PROMPTS_DIR, Prompt, PromptError, load_prompts
 from request_log import collecting
 from settings import Settings, load_settings
+from spend_guard import SpendGuard
 
 CURRENT_MODELS = "gemini-3.5-flash-lite, gemini-3.8-flash or gemini-3.1-flash-lite"  # checked 2026-11-27
 KEY_HELP = "create a key at https://aistudio.google.com/apikey and put it in .env"
@@ -62,6 +64,7 @@ class Doctor:
         try:
             await self.check_model(client, settings)
             prompts = await self.check_prompts(client, settings)
+            await self.check_spend()
             if generate:
                 calls = GeminiCalls(client, settings)
                 for prompt in prompts.values():
@@ -114,6 +117,17 @@ class Doctor:
                 "model", f"{model} does not support generateContent: set GEMINI_MODEL to one of {CURRENT_MODELS}"
             )
         self.report(True, "model", f"{model} is served and supports generateContent")
+
+    async def check_spend(self) -> None:
+        """The spend guard's store reachable, and today's spend against each budget (spend_guard.py)."""
+        try:
+            guard = SpendGuard()
+        except SystemExit as exc:  # its settings are wrong: one line says which
+            raise self.fail("spend guard", str(exc.code)) from None
+        for passed, check, verdict in await guard.report():
+            if not passed:
+                raise self.fail(check, verdict)
+            self.report(True, check, verdict)
 
     async def generate(self, calls: GeminiCalls, prompt: Prompt) -> None:
         """One call through GeminiCalls, exactly as POST /api/<id> makes it, with the prompt's example input."""

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 import metrics
+import spend_guard
 from errors import UpstreamError, log_failure, overloaded, timed_out, unusable_answer
 from gemini_client import GeminiClient
 from prompts import Prompt
@@ -80,6 +81,7 @@ class GeminiCalls:
             raise timed_out() from None
         finally:
             self._slots.release()
+            await spend_guard.record(tally.tokens)  # every attempt's tokens, to the caller's and the deployment's day
 
     async def _generate_with_retries(self, prompt: Prompt, system: str, user: str, tally: "_Tally") -> Any:
         loop = asyncio.get_running_loop()
@@ -202,6 +204,7 @@ class Stream:
                     tally.attempt_ended("ok", usage)
                     ended = True
                     note(stream_end="result")
+                    await spend_guard.record(tally.tokens)
                     yield b"event: result\ndata: " + prompt.answer.dump_json(value) + b"\n\n"
                     return
         except TimeoutError:  # the deadline passed while waiting for Gemini's next piece
@@ -213,8 +216,11 @@ class Stream:
             if not ended:
                 tally.attempt_ended("cancelled", usage)
                 note(stream_end="cancelled")
+            # What the stream cost so far still counts against the budgets, even though the client left.
+            await asyncio.shield(spend_guard.record(tally.tokens))
             raise
         log_failure(error)
+        await spend_guard.record(tally.tokens)
         ended = True
         note(stream_end="error", status_sent=error.status_code)
         yield event("error", {"status": error.status_code, "detail": error.detail})

@@ -21,6 +21,7 @@ from gemini_client import GeminiClient
 from prompts import load_prompts_or_exit
 from request_log import RequestLogMiddleware, setup_logging
 from settings import load_settings
+from spend_guard import SpendGuard
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
 setup_logging()
@@ -29,6 +30,9 @@ prompts = load_prompts_or_exit(settings.prompts_dir, settings.prompt_input_max_c
 # Who may call the API (caller_check.py). As a dependency of the route it runs before the route's code:
 # a refused request never waits for a Gemini slot or makes a Gemini call.
 caller_check = CallerCheck(settings)
+# Spend limits per caller and for the whole deployment (spend_guard.py): after the caller check, so a
+# refused caller costs nothing; before the Gemini call, so a spent budget costs nothing either.
+spend_guard = SpendGuard()
 
 
 @asynccontextmanager
@@ -105,8 +109,8 @@ async def prometheus_metrics() -> Response:
     return metrics.metrics_response()
 
 
-# POST /api/<id> for each prompt file, behind the caller check: a refused request never waits for a
-# Gemini slot or makes a Gemini call.
-add_prompt_routes(app, prompts, dependencies=[Depends(caller_check)], responses=ERROR_RESPONSES)
+# POST /api/<id> for each prompt file, behind the caller check and the spend guard: a refused request
+# never waits for a Gemini slot or makes a Gemini call.
+add_prompt_routes(app, prompts, dependencies=[Depends(caller_check), Depends(spend_guard)], responses=ERROR_RESPONSES)
 for prompt_id in prompts:
     metrics.register_prompt(prompt_id)

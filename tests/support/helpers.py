@@ -128,3 +128,13 @@ def certificate_summary(tls: ssl.SSLSocket) -> str:
     pem = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True) or b"")
     command = ["openssl", "x509", "-noout", "-serial", "-issuer"]
     return subprocess.run(command, input=pem, capture_output=True, text=True, check=False).stdout.strip()
+
+
+# The bake's spend guard (spend_guard=yes, the default) off: every limit 0, so a backend needs no Redis. For
+# the tiers that run backends without a Redis and test something else; the bake's own tests/test_spend_guard.py
+# and the engine tier (a real Redis service) test the guard. A bake with spend_guard=no ignores these.
+SPEND_GUARD_OFF = {
+    "SPEND_TOKENS_PER_DAY": "0",
+    "SPEND_TOKENS_PER_CALLER_PER_DAY": "0",
+    "SPEND_REQUESTS_PER_CALLER_PER_MINUTE": "0",
+}

@@ -396,6 +396,10 @@ class NamespaceStack:
             **os.environ,
             "GEMINI_API_KEY": self.api_key or "test-key",
             "GEMINI_BASE_URL": f"http://{FAKE_HOST}:{FAKE_PORT}",
+            # The bake's spend guard off (every limit 0, as support.helpers.SPEND_GUARD_OFF): no Redis here.
+            "SPEND_TOKENS_PER_DAY": "0",
+            "SPEND_TOKENS_PER_CALLER_PER_DAY": "0",
+            "SPEND_REQUESTS_PER_CALLER_PER_MINUTE": "0",
             **self.env,
         }
         replica.process = self._popen(

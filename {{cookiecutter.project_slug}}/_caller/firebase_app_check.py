@@ -9,7 +9,7 @@ when set, also limits which of the project's apps (the token's `sub`) are admitt
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
@@ -58,7 +58,7 @@ class CallerCheck:
         self._app_ids = frozenset(settings.app_check_app_ids)
         self._keys = KeySet(settings.app_check_jwks_url)
 
-    async def __call__(self, token: Annotated[str | None, Depends(token_header)]) -> None:
+    async def __call__(self, request: Request, token: Annotated[str | None, Depends(token_header)]) -> None:
         if not token:
             raise unauthorized(MISSING, f"no {HEADER} header")
         try:
@@ -77,3 +77,4 @@ class CallerCheck:
         if self._app_ids and claims["sub"] not in self._app_ids:
             raise unauthorized(INVALID, "app id not in APP_CHECK_APP_IDS")
         note(app_id=claims["sub"])  # an app id is public (it is in the app's Firebase config)
+        request.state.caller = f"app:{claims['sub']}"  # who spends, for the spend guard

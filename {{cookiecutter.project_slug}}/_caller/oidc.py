@@ -10,7 +10,7 @@ one-way hash of the user's `sub`, so one user's requests can be told apart witho
 import hashlib
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
@@ -61,7 +61,9 @@ class CallerCheck:
         self._audience = settings.oidc_audience
         self._keys = KeySet(settings.oidc_jwks_url or (lambda: discover_jwks_url(self._issuer)))
 
-    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> None:
         # RFC 6750: a missing token gets the scheme alone; a bad one also says invalid_token.
         if credentials is None:
             raise unauthorized(MISSING, "no bearer token", {"WWW-Authenticate": "Bearer"})
@@ -79,3 +81,4 @@ class CallerCheck:
             raise unavailable(exc) from None
         caller = hashlib.sha256(f"{self._issuer} {claims['sub']}".encode()).hexdigest()[:16]
         note(caller=caller)  # the same user gives the same hash; the hash gives no name back
+        request.state.caller = f"user:{caller}"  # who spends, for the spend guard

@@ -33,6 +33,16 @@ CALLER_SETTINGS: dict[str, str] = {}
 PROOF: dict[str, str] = {}  # headers every API request carries: the API asks no proof of its callers
 {%- endif %}
 
+{%- if cookiecutter.spend_guard == "yes" %}
+# The spend guard (spend_guard.py) is off in the tests that are not about it: every limit 0, so it
+# needs no Redis. tests/test_spend_guard.py runs it against a real redis-server.
+GUARD_OFF = {
+    "SPEND_TOKENS_PER_DAY": "0",
+    "SPEND_TOKENS_PER_CALLER_PER_DAY": "0",
+    "SPEND_REQUESTS_PER_CALLER_PER_MINUTE": "0",
+}
+{%- endif %}
+
 PROJECT = Path(__file__).resolve().parent.parent
 # A key nobody would type by accident: tests search responses and logs for it.
 API_KEY = "test-key-7f3a9c1e5b-never-leak"
@@ -63,7 +73,7 @@ def start_server(tmp_dir: Path, env: dict[str, str], app: str = "main:app") -> S
     """Run `uvicorn main:app` as the Dockerfile does (or another `app` in tmp_dir), and wait until it answers."""
     port = free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
-    prefixes = ("GEMINI_", "ALLOWED_", "APP_CHECK_", "OIDC_")
+    prefixes = ("GEMINI_", "ALLOWED_", "APP_CHECK_", "OIDC_"{% if cookiecutter.spend_guard == "yes" %}, "SPEND_", "REDIS_"{% endif %})
     full_env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     full_env.update(env)
     process = subprocess.Popen(
@@ -94,6 +104,9 @@ def server_env(fake: FakeGemini, **settings: str) -> dict[str, str]:
         "GEMINI_BASE_URL": fake.base_url,
         "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         **CALLER_SETTINGS,
+{%- if cookiecutter.spend_guard == "yes" %}
+        **GUARD_OFF,
+{%- endif %}
         **settings,
     }
 

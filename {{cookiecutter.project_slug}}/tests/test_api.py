@@ -14,7 +14,6 @@ import httpx
 import pytest
 from conftest import (
     API_KEY,
-    CALLER_SETTINGS,
     PROJECT,
     PROOF,
     RETIRED_MODEL,
@@ -217,7 +216,7 @@ def test_unreachable_gemini_gets_502(tmp_path_factory: pytest.TempPathFactory, f
     nowhere = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     server = start_server(
         tmp_path_factory.mktemp("unreachable"),
-        {"GEMINI_API_KEY": API_KEY, "GEMINI_BASE_URL": nowhere, "GEMINI_TIMEOUT_SECONDS": "5", **CALLER_SETTINGS},
+        server_env(fake, GEMINI_BASE_URL=nowhere, GEMINI_TIMEOUT_SECONDS="5"),
     )
     try:
         response = httpx.post(f"{server.url}/api/breakdown-task", json=TASK, headers=PROOF, timeout=30)
