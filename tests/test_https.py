@@ -100,7 +100,7 @@ def test_without_https_the_stack_is_todays(bake: Any) -> None:
     for path in ("nginx/start.sh", "certbot", "scripts/self_signed_cert.sh"):
         assert not (project / path).exists(), path
     services = compose_file(project)["services"]
-    assert sorted(services) == ["backend", "nginx"]
+    assert sorted(services) == ["backend", "nginx", "redis"]  # redis: the spend guard, on by default
     assert "command" not in services["nginx"]
 
 
@@ -126,12 +126,12 @@ def test_compose_wires_https_the_way_the_scripts_expect(bake: Any) -> None:
     assert nginx["command"] == ["/bin/sh", "/etc/nginx/start.sh"]
     assert mounts(nginx)["/etc/nginx/certs"] == ("./certs", True)
     assert mounts(nginx)["/etc/nginx/start.sh"] == ("./nginx/start.sh", True)
-    assert sorted(own["services"]) == ["backend", "nginx"]
+    assert sorted(own["services"]) == ["backend", "nginx", "redis"]
 
     project = bake(**LETSENCRYPT)
     stack = compose_file(project)
     services = stack["services"]
-    assert sorted(services) == ["backend", "certbot", "nginx"]
+    assert sorted(services) == ["backend", "certbot", "nginx", "redis"]
     certbot, nginx = services["certbot"], services["nginx"]
     assert re.fullmatch(r"certbot/certbot:v\d+\.\d+\.\d+", certbot["image"]), "a pinned official image"
     assert certbot["entrypoint"] == ["/bin/sh", "/opt/stack/run.sh"]

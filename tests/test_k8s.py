@@ -114,7 +114,9 @@ def render(bake: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(name)]
+    # The name itself, or a generated one: kustomize appends a content hash to ConfigMaps and Secrets.
+    named = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    found = named or [o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(name + "-")]
     assert len(found) == 1, (kind, name, [o["metadata"]["name"] for o in objects if o["kind"] == kind])
     return found[0]
 

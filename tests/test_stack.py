@@ -206,7 +206,8 @@ def test_compose_file_is_valid_and_renders_the_answers(bake: Any, answers: dict[
     assert stack.version is None and not re.search(r"(?m)^version:", text)
     services = stack.to_dict()["services"]
     assert not any("container_name" in service for service in services.values()), "a fixed name prevents --scale"
-    assert sorted(stack.service_names()) == ["backend", "nginx"]
+    spend_guard = values.get("spend_guard", "yes") == "yes"  # its Redis (cookiecutter.json's default: yes)
+    assert sorted(stack.service_names()) == ["backend", "nginx", *(["redis"] if spend_guard else [])]
 
     backend = services["backend"]
     assert backend["build"] == "."
