@@ -151,7 +151,12 @@ def test_compose_wires_https_the_way_the_scripts_expect(bake: Any) -> None:
     # run.sh finds self_signed_cert.sh beside itself, as mounted.
     assert theirs["/opt/stack/run.sh"] == ("./certbot/run.sh", True)
     assert theirs["/opt/stack/self_signed_cert.sh"] == ("./scripts/self_signed_cert.sh", True)
-    assert set(stack["volumes"]) == {"letsencrypt", "acme-challenge", "tls", "redis-data"}  # redis-data: the spend guard
+    assert set(stack["volumes"]) == {
+        "letsencrypt",
+        "acme-challenge",
+        "tls",
+        "redis-data",
+    }  # redis-data: the spend guard
     # The fake stack of the smoke test never asks a real CA.
     fake = yaml.safe_load((project / "compose.fake.yaml").read_text())
     assert "letsencrypt.org" not in fake["services"]["certbot"]["environment"]["ACME_DIRECTORY"]
