@@ -3,9 +3,12 @@
 A bad answer stops generation with one line naming the field, the value and what is allowed.
 """
 
+import importlib.util
 import ipaddress
+import os
 import re
 import sys
+from pathlib import Path
 
 ANSWERS = {
     "project_name": {{ cookiecutter.project_name | string | tojson }},
@@ -16,6 +19,7 @@ ANSWERS = {
     "rate_limit_per_minute": {{ cookiecutter.rate_limit_per_minute | string | tojson }},
     "global_rate_limit_per_minute": {{ cookiecutter.global_rate_limit_per_minute | string | tojson }},
     "gemini_model": {{ cookiecutter.gemini_model | string | tojson }},
+    "gemini_thinking_level": {{ cookiecutter.gemini_thinking_level | string | tojson }},
     "gemini_timeout_seconds": {{ cookiecutter.gemini_timeout_seconds | string | tojson }},
     "allowed_origins": {{ cookiecutter.allowed_origins | string | tojson }},
     "caller_check": {{ cookiecutter.caller_check | string | tojson }},
@@ -100,6 +104,28 @@ def acme_email() -> str | None:
     return None
 
 
+# The bake's own table of model capabilities, read from the template folder: one table for the hook and the
+# generated project (settings, doctor, the fake Gemini).
+# cookiecutter gives the folder as it was typed; the hook runs in the new project's folder, and PWD is still
+# where cookiecutter was started.
+TEMPLATE = Path(os.environ.get("PWD", ".")) / {{ cookiecutter._repo_dir | string | tojson }}
+CAPABILITIES = TEMPLATE / "{% raw %}{{cookiecutter.project_slug}}{% endraw %}" / "model_capabilities.py"
+
+
+def thinking_level() -> str | None:
+    spec = importlib.util.spec_from_file_location("model_capabilities", CAPABILITIES)
+    assert spec and spec.loader, CAPABILITIES
+    capabilities = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(capabilities)
+    model, level = ANSWERS["gemini_model"], ANSWERS["gemini_thinking_level"]
+    row = capabilities.row_for(model)
+    if capabilities.thinking_problem(model, level) is None:
+        return None
+    if not row.levels:
+        return f"must be empty with gemini_model={model!r}: that model takes no thinking level"
+    return f"must be one that gemini_model={model!r} accepts: {', '.join(row.levels)} (or empty)"
+
+
 def trusted_proxies() -> str | None:
     value = ANSWERS["trusted_proxies"]
     if value == "":
@@ -125,6 +151,8 @@ CHECKS = {
     "gemini_model": lambda: None
     if re.fullmatch(r"(models/)?[a-z][a-z0-9.-]{1,62}[a-z0-9]", ANSWERS["gemini_model"])
     else "must be a Gemini model id such as gemini-3.5-flash-lite (lowercase letters, digits, '.' and '-')",
+    # gemini_thinking_level itself is a choice; this checks it against the model (model_capabilities.py).
+    "gemini_thinking_level": thinking_level,
     "gemini_timeout_seconds": lambda: integer("gemini_timeout_seconds", 1, 300),
     "allowed_origins": origins,
     # caller_check itself is a choice: cookiecutter refuses other values before this hook runs.

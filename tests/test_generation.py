@@ -273,6 +273,10 @@ UNSUPPORTED: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = [
     ("gemini_model", "gemini 2.5"),
     ("gemini_model", "Gemini-2.5-Flash"),
     ("gemini_model", "x"),
+    # A thinking level the model refuses with 400 (model_capabilities.py): the line names both answers.
+    ("gemini_thinking_level", "minimal", {"gemini_model": "gemini-3.8-flash"}),
+    ("gemini_thinking_level", "minimal", {"gemini_model": "gemini-3.1-pro-preview"}),
+    ("gemini_thinking_level", "low", {"gemini_model": "gemini-2.5-flash"}),
     ("allowed_origins", "localhost:5173"),
     ("allowed_origins", "http://localhost:5173/app"),
     ("allowed_origins", "ftp://example.com"),

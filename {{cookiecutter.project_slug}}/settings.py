@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model_capabilities import thinking_problem
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -18,6 +20,7 @@ class Settings(BaseSettings):
     gemini_model: str = "{{ cookiecutter.gemini_model }}"
     # How much Gemini 3 models think before answering; empty means the model's own default.
     # Thinking tokens are billed like answer tokens and add latency (google-genai only; see README).
+    # Which levels each model accepts: model_capabilities.py, checked at start-up.
     gemini_thinking_level: Literal["minimal", "low", "medium", "high", ""] = "{{ cookiecutter.gemini_thinking_level }}"
     # Unset means Google's endpoint; set it for a proxy, or for the fake Gemini in the tests.
     gemini_base_url: str | None = None
@@ -95,7 +98,7 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 def load_settings() -> Settings:
     """Read the settings, or stop the process with one line that says what to fix."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'_'.join(str(part) for part in error['loc']).upper()} "
@@ -103,3 +106,11 @@ def load_settings() -> Settings:
             for error in exc.errors()
         )
         raise SystemExit(f"Configuration error: {problems}. Set it in the environment or in .env.") from None
+    # Gemini answers every call with 400 for a level its model refuses: stop now, naming both settings.
+    problem = thinking_problem(settings.gemini_model, settings.gemini_thinking_level)
+    if problem:
+        raise SystemExit(
+            f"Configuration error: GEMINI_THINKING_LEVEL={settings.gemini_thinking_level} does not go with "
+            f"GEMINI_MODEL={settings.gemini_model} ({problem}). Change one of them in the environment or in .env."
+        )
+    return settings

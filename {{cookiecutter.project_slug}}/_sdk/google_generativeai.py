@@ -20,9 +20,10 @@ with warnings.catch_warnings():  # it announces its end of life on import; the R
 from google.api_core import exceptions as api_exceptions
 from google.protobuf import json_format
 
-from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
+from errors import UpstreamError, failed, from_status, rpc_details, timed_out, unreachable, unusable_answer
 from schemas import Answer, CallSpec, TokenUsage
 from settings import Settings
+from structured_output import gemini_schema
 
 SDK = "google-generativeai"
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class GeminiClient:
                 )
             config = call.config.model_dump(exclude_none=True, exclude=set(UNSENDABLE))
             if call.response_schema is not None:
-                schema = _openapi_schema(call.response_schema)
+                schema = _openapi_schema(gemini_schema(call.response_schema))
                 config.update(response_mime_type="application/json", response_schema=schema)
             self._configs[call] = config
         return config
@@ -85,7 +86,7 @@ class GeminiClient:
         response = self._call(generative_model.generate_content, user, options, model)
         usage = _usage(response.usage_metadata)
         try:
-            return Answer(_answer_text(response), usage)
+            return Answer(_answer_text(response), usage, response._result.model_version)
         except UpstreamError as exc:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
@@ -118,7 +119,11 @@ def _answer_text(response: Any) -> str:
     candidate = response.candidates[0]
     if candidate.finish_reason.name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         raise unusable_answer(f"finish reason {candidate.finish_reason.name}")
-    text = "".join(part.text for part in candidate.content.parts if part.text)
+    texts = [part.text for part in candidate.content.parts if part.text]
+    # This SDK's Part has no `thought` field and drops it, so a thinking model's thought summary would
+    # look like answer text. Gemini puts thoughts before the answer, which is one part here (no streaming):
+    # with several text parts, the last is the answer.
+    text = texts[-1] if texts else ""
     if not text:
         raise unusable_answer("empty text")
     return text
@@ -127,9 +132,17 @@ def _answer_text(response: Any) -> str:
 # A prompt's config fields this SDK's GenerationConfig has no field for.
 UNSENDABLE = ("seed", "thinking_level")
 # The schema fields this SDK's Schema message has, by their JSON Schema names.
-SCHEMA_FIELDS = {"type": "type_", "items": "items", "properties": "properties", "required": "required",
-                 "maxItems": "max_items", "minItems": "min_items", "description": "description", "enum": "enum",
-                 "format": "format_"}
+SCHEMA_FIELDS = {
+    "type": "type_",
+    "items": "items",
+    "properties": "properties",
+    "required": "required",
+    "maxItems": "max_items",
+    "minItems": "min_items",
+    "description": "description",
+    "enum": "enum",
+    "format": "format_",
+}
 
 
 def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -170,25 +183,20 @@ def _usage(metadata: Any) -> TokenUsage | None:
 
 def _from_api_error(exc: api_exceptions.GoogleAPICallError, model: str) -> UpstreamError:
     # str(exc) names the upstream URL: log only the code and Gemini's own message.
-    details = [detail for detail in (exc.details or []) if isinstance(detail, dict)]
-    key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
     message = str(exc.message).split(": ", 1)[-1]  # it starts with the method and the upstream URL
+    response = exc.response
+    try:
+        body = response.json() if response is not None else {}
+    except ValueError:
+        body = {}
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    status = str(error.get("status", "")) if isinstance(error, dict) else ""
+    details = rpc_details(body) or [detail for detail in (exc.details or []) if isinstance(detail, dict)]
     return from_status(
         exc.code or 502,
-        f"gemini {exc.code}: {message}",
+        f"gemini {exc.code} {status}: {message}".replace("  ", " "),
         model=model,
-        key_rejected=key_rejected,
-        retry_after=_retry_after(details, exc.response),
+        details=details,
+        status=status,
+        retry_after_header=response.headers.get("retry-after", "") if response is not None else "",
     )
-
-
-def _retry_after(details: list[dict[str, Any]], response: Any) -> float | None:
-    for detail in details:
-        delay = str(detail.get("retryDelay", detail.get("retry_delay", "")))
-        if delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                pass
-    header = response.headers.get("retry-after", "") if response is not None else ""
-    return float(header) if header.isdigit() else None

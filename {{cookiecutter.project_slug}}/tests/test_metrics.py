@@ -68,8 +68,11 @@ def test_gemini_attempts_by_outcome_and_tokens_by_kind(client: httpx.Client, fak
     assert moved(before, after, "gemini_attempts_total", prompt=PROMPT, outcome="503") == 1
     assert moved(before, after, "gemini_attempts_total", prompt=PROMPT, outcome="502") == 2
     answered = 2  # the ok attempt and the unusable one reported usage; errors carry none
-    for kind, field in [("prompt", "promptTokenCount"), ("answer", "candidatesTokenCount"),
-                        ("thinking", "thoughtsTokenCount")]:
+    for kind, field in [
+        ("prompt", "promptTokenCount"),
+        ("answer", "candidatesTokenCount"),
+        ("thinking", "thoughtsTokenCount"),
+    ]:
         assert moved(before, after, "gemini_tokens_total", prompt=PROMPT, kind=kind) == answered * DEFAULT_USAGE[field]
 
 
@@ -94,8 +97,10 @@ def test_calls_in_flight_against_the_cap_and_refusals(capped_server: Server, fak
         assert value(before, "gemini_calls_in_flight") == 0
         fake.push(Fault("slow", delay=4), Fault("slow", delay=4))
         statuses: list[int] = []
-        held = [threading.Thread(target=lambda: statuses.append(client.post(ROUTE, json=TASK).status_code))
-                for _ in range(2)]
+        held = [
+            threading.Thread(target=lambda: statuses.append(client.post(ROUTE, json=TASK).status_code))
+            for _ in range(2)
+        ]
         for thread in held:
             thread.start()
         deadline = time.monotonic() + 10
