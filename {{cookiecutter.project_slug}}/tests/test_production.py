@@ -181,6 +181,8 @@ def test_recorded_gemini_bodies(client: httpx.Client, fake: FakeGemini, name: st
     assert fake.count == calls
     if name == "quota_per_minute":
         assert response.headers["retry-after"] == "26"
+    if name == "quota_daily":  # its RetryInfo (47 s) comes along, but the day's quota will not be back by then
+        assert "daily" in response.json()["detail"] and response.headers["retry-after"] != "47"
     if status == 200:
         assert [item["title"] for item in response.json()] == ["Collect the numbers", "Write the draft", "Review it"]
 
