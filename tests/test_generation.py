@@ -342,6 +342,31 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_refused_thinking_level_names_the_model_from_the_bakes_table(tmp_path: Path) -> None:
+    """The hook reads the bake's own model_capabilities.py (one table), even when cookiecutter is given the
+    template folder as a relative path."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(tmp_path / "out"),
+            os.path.relpath(ROOT, tmp_path),
+            "gemini_model=gemini-3.8-flash",
+            "gemini_thinking_level=minimal",
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PWD": str(tmp_path)},
+    )
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("ERROR: gemini_thinking_level=")]
+    assert "gemini_model='gemini-3.8-flash'" in line and "low, medium, high" in line
+
+
 @pytest.mark.parametrize(
     "answers",
     [{"gemini_sdk": "openai"}, {"caller_check": "api_key"}, {"kubernetes": "helm"}, {"https": "on"}],

@@ -19,7 +19,7 @@ from typing import Any
 from errors import UpstreamError
 from gemini_calls import GeminiCalls
 from gemini_client import SDK, GeminiClient
-from model_capabilities import thinking_problem
+from model_capabilities import row_for, thinking_problem
 from prompts import PROMPTS_DIR, Prompt, PromptError, load_prompts
 from request_log import collecting
 from settings import Settings, load_settings
@@ -122,6 +122,10 @@ class Doctor:
                 "model", f"{model} does not support generateContent: set GEMINI_MODEL to one of {CURRENT_MODELS}"
             )
         self.report(True, "model", f"{model} is served and supports generateContent")
+        if row_for(model) is None:  # not refused: new models appear faster than the table changes
+            print(
+                f"WARN  model: {model} is not in model_capabilities.py: its thinking level is not checked", flush=True
+            )
 
     async def generate(self, calls: GeminiCalls, prompt: Prompt) -> None:
         """One call through GeminiCalls, exactly as POST /api/<id> makes it, with the prompt's example input."""

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import metrics
 from schemas import TokenUsage
 
 
@@ -25,6 +24,7 @@ class UpstreamError(Exception):
     usage: TokenUsage | None = None  # tokens an unusable answer still cost
     advice: str = ""  # what the operator must do when no setting names it (logged at ERROR too)
     upstream: str = ""  # "<status> <reason>" when Gemini itself answered with an error (doctor shows it)
+    quota: str = ""  # for a 429, which kind (metrics.QUOTA_KINDS)
 
     def headers(self) -> dict[str, str] | None:
         if self.retry_after is None:
@@ -92,20 +92,21 @@ def _quota(cause: str, model: str, details: list[dict[str, Any]], retry_after: f
         if isinstance(violation, dict)
     ]
     if any(str(violation.get("quotaValue")) == "0" for violation in violations) or "limit: 0," in cause:
-        metrics.GEMINI_QUOTA.labels("not_on_tier").inc()
         return UpstreamError(
             502,
             "The server is misconfigured: its Gemini model is not available to its key.",
             f"GEMINI_MODEL={model} is not available on this key's tier (quota limit 0): {cause}",
             setting="GEMINI_MODEL",
+            quota="not_on_tier",
         )
     daily = any("PerDay" in str(violation.get("quotaId", "")) for violation in violations)
     if daily or retry_after is None:
-        metrics.GEMINI_QUOTA.labels("daily" if daily else "unknown").inc()
         reset = seconds_to_quota_reset() if daily else None
-        return UpstreamError(429, QUOTA_SPENT, cause, retry_after=reset, advice=QUOTA_ADVICE)
-    metrics.GEMINI_QUOTA.labels("per_minute").inc()
-    return UpstreamError(429, "Gemini's rate limit was reached; retry later.", cause, True, retry_after)
+        kind = "daily" if daily else "unknown"
+        return UpstreamError(429, QUOTA_SPENT, cause, retry_after=reset, advice=QUOTA_ADVICE, quota=kind)
+    return UpstreamError(
+        429, "Gemini's rate limit was reached; retry later.", cause, True, retry_after, quota="per_minute"
+    )
 
 
 def seconds_to_quota_reset(now: datetime | None = None) -> float | None:

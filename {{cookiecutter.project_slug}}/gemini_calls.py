@@ -91,6 +91,8 @@ class GeminiCalls:
                     raise error from None
             except UpstreamError as exc:
                 tally.attempt_ended(exc.status_code, exc.usage)
+                if exc.quota:
+                    metrics.GEMINI_QUOTA.labels(exc.quota).inc()
                 if not exc.retryable or attempt == self._attempts:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)

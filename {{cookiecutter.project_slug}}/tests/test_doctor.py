@@ -150,3 +150,13 @@ def test_a_refused_thinking_level_fails_the_settings_check(doctor) -> None:
     assert result.returncode == 1
     assert verdicts(result) == ["FAIL"]
     assert "GEMINI_THINKING_LEVEL=minimal does not go with GEMINI_MODEL=gemini-3.8-flash" in result.stdout
+
+
+def test_a_model_the_table_does_not_know_is_a_warning(doctor, fake: FakeGemini) -> None:
+    known, fake.models = fake.models, None  # the fake serves any id
+    try:
+        result = doctor(GEMINI_MODEL="gemini-9.9-flash")
+    finally:
+        fake.models = known
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARN  model: gemini-9.9-flash is not in model_capabilities.py" in result.stdout
