@@ -160,3 +160,12 @@ def test_a_model_the_table_does_not_know_is_a_warning(doctor, fake: FakeGemini) 
         fake.models = known
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARN  model: gemini-9.9-flash is not in model_capabilities.py" in result.stdout
+
+
+def test_generate_with_a_model_not_on_the_keys_tier_names_the_model(doctor, fake: FakeGemini) -> None:
+    fake.push(Fault("quota_zero"))
+    result = doctor("--generate")
+    assert result.returncode == 1
+    assert "Gemini answered and refused: 429 RESOURCE_EXHAUSTED" in result.stdout
+    assert "fix GEMINI_MODEL" in result.stdout and "tier" in result.stdout
+    assert fake.count == 1
