@@ -86,7 +86,8 @@ class GeminiClient:
         response = self._call(generative_model.generate_content, user, options, model)
         usage = _usage(response.usage_metadata)
         try:
-            return Answer(_answer_text(response), usage, response._result.model_version)
+            text = _answer_text(response, json_expected=call.response_schema is not None)
+            return Answer(text, usage, response._result.model_version)
         except UpstreamError as exc:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
@@ -111,7 +112,7 @@ class GeminiClient:
         pass  # the SDK keeps no connections that need closing
 
 
-def _answer_text(response: Any) -> str:
+def _answer_text(response: Any, json_expected: bool) -> str:
     if response.prompt_feedback and response.prompt_feedback.block_reason:
         raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason.name}")
     if not response.candidates:
@@ -120,13 +121,23 @@ def _answer_text(response: Any) -> str:
     if candidate.finish_reason.name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         raise unusable_answer(f"finish reason {candidate.finish_reason.name}")
     texts = [part.text for part in candidate.content.parts if part.text]
-    # This SDK's Part has no `thought` field and drops it, so a thinking model's thought summary would
-    # look like answer text. Gemini puts thoughts before the answer, which is one part here (no streaming):
-    # with several text parts, the last is the answer.
-    text = texts[-1] if texts else ""
+    text = "".join(texts)
+    # This SDK's Part has no `thought` field and drops it, so a thinking model's thought summary (a part
+    # before the answer) would read as answer text. A JSON answer tells them apart: when the parts together
+    # are not JSON but the last one is, the parts before it were thoughts. (A text answer cannot tell.)
+    if json_expected and len(texts) > 1 and not _is_json(text) and _is_json(texts[-1]):
+        text = texts[-1]
     if not text:
         raise unusable_answer("empty text")
     return text
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # A prompt's config fields this SDK's GenerationConfig has no field for.

@@ -113,6 +113,19 @@ def test_thought_parts_are_not_the_answer(client: httpx.Client, fake: FakeGemini
     assert [item["title"] for item in response.json()][0].startswith("Plan:")
 
 
+def test_an_answer_in_several_parts_is_joined(client: httpx.Client, fake: FakeGemini) -> None:
+    """Not every part after the first is a thought: an answer split over parts is one answer."""
+    parts = [{"text": '[{"title": "First"}, '}, {"text": '{"title": "Second"}]'}]
+    body = {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
+        "modelVersion": MODEL,
+    }
+    fake.push(Fault("raw", code=200, text=json.dumps(body)))
+    response = post(client, "split")
+    assert response.status_code == 200, response.text
+    assert [item["title"] for item in response.json()] == ["First", "Second"]
+
+
 def test_model_version_is_logged_and_a_reroute_warned_once(
     client: httpx.Client, fake: FakeGemini, server: Server
 ) -> None:
