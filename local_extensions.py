@@ -7,8 +7,10 @@ folder even though the hook then refuses it. The `folder_name` filter, used by t
 slug rules afterwards.
 """
 
+import importlib.util
 import sys
 import textwrap
+from pathlib import Path
 
 from jinja2 import Environment
 from jinja2.ext import Extension
@@ -44,6 +46,19 @@ def python_text(text: object, indent: int, prefix_width: int, width: int = 120) 
     pieces = textwrap.wrap(value, width - indent - 7, drop_whitespace=False, break_on_hyphens=False)
     inner = " " * (indent + 4)
     return "(\n" + "".join(f'{inner}"{piece}"\n' for piece in pieces) + " " * indent + ")"
+def thinking_rows() -> list[str]:
+    """The generated README's per-model note, one Markdown row per row of the bake's model_capabilities.py
+    (the one table of what each model accepts)."""
+    path = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}" / "model_capabilities.py"
+    spec = importlib.util.spec_from_file_location("template_model_capabilities", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [
+        f"| `{row.pattern}` | {', '.join(f'`{level}`' for level in row.levels) or 'none (a thinking budget)'} "
+        f"| {f'`{row.default}`' if row.default else '-'} | {row.source}, read {row.checked} |"
+        for row in module.TABLE
+    ]
 
 
 class SlugGuard(Extension):
@@ -53,3 +68,4 @@ class SlugGuard(Extension):
         super().__init__(environment)
         environment.filters["folder_name"] = folder_name
         environment.filters["python_text"] = python_text
+        environment.globals["thinking_rows"] = thinking_rows

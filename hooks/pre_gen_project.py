@@ -8,6 +8,7 @@ so the template's tests import it and call `problem(answers)` for every rule, wi
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -115,6 +116,30 @@ def acme_email(answers: Answers) -> str | None:
     return None
 
 
+# The bake's own table of model capabilities (model_capabilities.py), read from the template folder: one table
+# for this hook and the generated project (settings, doctor, the fake Gemini). main() points it at the folder
+# cookiecutter gives; imported by the tests, the hook finds it beside itself.
+TEMPLATE = Path(__file__).resolve().parent.parent
+PROJECT_FOLDER = "{" * 2 + "cookiecutter.project_slug" + "}" * 2  # the template's folder, spelt so Jinja leaves it
+
+
+def thinking_level(answers: Answers) -> str | None:
+    if answers.get("gemini_sdk") == "google-generativeai":
+        return None  # that SDK sends no thinking level: the bake leaves it empty
+    path = TEMPLATE / PROJECT_FOLDER / "model_capabilities.py"
+    spec = importlib.util.spec_from_file_location("model_capabilities", path)
+    assert spec and spec.loader, path
+    capabilities = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(capabilities)
+    model, level = answers["gemini_model"], answers["gemini_thinking_level"]
+    if capabilities.thinking_problem(model, level) is None:
+        return None
+    row = capabilities.row_for(model)
+    if not row.levels:
+        return f"must be empty with gemini_model={model!r}: that model takes no thinking level"
+    return f"must be one that gemini_model={model!r} accepts: {', '.join(row.levels)} (or empty)"
+
+
 # A trusted proxy may name the client, so the rate limit's key. A range wider than these lets a large
 # part of the internet (0.0.0.0/0: everyone) choose its own address: no balancer needs that.
 SHORTEST_PREFIX = {4: 8, 6: 32}
@@ -149,6 +174,8 @@ CHECKS: dict[str, Callable[[Answers], str | None]] = {
     "rate_limit_per_minute": lambda a: integer(a["rate_limit_per_minute"], 1, 100000),
     "global_rate_limit_per_minute": lambda a: integer(a["global_rate_limit_per_minute"], 1, 1000000),
     "gemini_model": gemini_model,
+    # gemini_thinking_level itself is a choice; this checks it against the model (model_capabilities.py).
+    "gemini_thinking_level": thinking_level,
     "gemini_timeout_seconds": lambda a: integer(a["gemini_timeout_seconds"], 1, 300),
     "allowed_origins": allowed_origins,
     "firebase_project_number": lambda a: required_by(
@@ -183,7 +210,7 @@ def rerun_command(context: dict[str, object], field: str) -> str:
     Interactive answers are lost when a hook refuses one; this line keeps them. Only answers that differ from
     cookiecutter.json's defaults are listed, so the line stays short.
     """
-    repo = Path(str(context.get("_repo_dir", "")))
+    repo = TEMPLATE
     try:
         declared = json.loads((repo / "cookiecutter.json").read_text())
     except (OSError, ValueError):
@@ -209,7 +236,11 @@ def rerun_command(context: dict[str, object], field: str) -> str:
 
 
 def main(rendered: str) -> int:
+    global TEMPLATE
     context = json.loads(rendered)
+    # cookiecutter gives the template folder as it was typed (maybe relative); the hook runs in the new
+    # project's folder, and PWD is still where cookiecutter was started.
+    TEMPLATE = Path(os.environ.get("PWD", ".")) / str(context.get("_repo_dir", "."))
     answers = {key: str(value) for key, value in context.items() if not key.startswith("_")}
     found = problem(answers)
     if found:

@@ -67,7 +67,7 @@ INNER_SUITES: list[dict[str, str]] = [
     {"gemini_sdk": "google-generativeai", "spend_guard": "no"},
     {"python_version": "3.13", "allowed_origins": "https://tasks.example.com,http://127.0.0.1:4173"},
     {"python_version": "3.11"} | APP_CHECK,
-    OIDC,
+    OIDC | {"gemini_model": "gemini-3.8-flash"},  # a model that refuses one of the thinking levels tested
 ]
 
 # What only a caller check brings: with caller_check=none none of it may be in the bake.
@@ -119,7 +119,8 @@ def test_bake_renders_the_answers(bake: Any, answers: dict[str, str]) -> None:
     assert re.search(rf"^{re.escape(want['gemini_sdk'])}==[0-9.]+$", requirements, re.MULTILINE)
     other = "google-generativeai" if want["gemini_sdk"] == "google-genai" else "google-genai"
     assert other not in requirements
-    assert all(line.count("==") == 1 for line in requirements.splitlines() if line.strip())
+    pins = [line for line in requirements.splitlines() if line.strip() and not line.startswith("#")]  # comments say why
+    assert all(line.count("==") == 1 for line in pins)
 
     settings = (project / "settings.py").read_text()
     origins = ", ".join(f'"{origin}"' for origin in want["allowed_origins"].split(","))
@@ -334,6 +335,31 @@ def test_unsupported_answer_stops_generation(tmp_path: Path, case: tuple[Any, ..
     assert "must" in errors[0]  # it says what is allowed
     assert list(out.iterdir()) == []  # no half-made project
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_refused_thinking_level_names_the_model_from_the_bakes_table(tmp_path: Path) -> None:
+    """The hook reads the bake's own model_capabilities.py (one table), even when cookiecutter is given the
+    template folder as a relative path."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(tmp_path / "out"),
+            os.path.relpath(ROOT, tmp_path),
+            "gemini_model=gemini-3.8-flash",
+            "gemini_thinking_level=minimal",
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PWD": str(tmp_path)},
+    )
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("ERROR: gemini_thinking_level=")]
+    assert "gemini_model='gemini-3.8-flash'" in line and "low, medium, high" in line
 
 
 def test_a_refusal_prints_a_command_that_keeps_the_other_answers(tmp_path: Path) -> None:

@@ -72,6 +72,10 @@ REFUSED: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = [
     ("gemini_model", "gemini 2.5"),
     ("gemini_model", "Gemini-2.5-Flash"),
     ("gemini_model", "x"),
+    # A thinking level the model refuses with 400 (model_capabilities.py): the line names both answers.
+    ("gemini_thinking_level", "minimal", {"gemini_model": "gemini-3.8-flash"}),
+    ("gemini_thinking_level", "minimal", {"gemini_model": "gemini-3.1-pro-preview"}),
+    ("gemini_thinking_level", "low", {"gemini_model": "gemini-2.5-flash"}),
     ("allowed_origins", "localhost:5173"),
     ("allowed_origins", "http://localhost:5173/app"),
     ("allowed_origins", "ftp://example.com"),
@@ -115,6 +119,15 @@ def test_refused_answer_names_its_field_and_what_is_allowed(case: tuple[Any, ...
     line = HOOK.problem(answers_with((others[0] if others else {}) | {field: value}))
     assert line is not None and line.startswith(f"ERROR: {field}=")
     assert "must" in line and "\n" not in line  # one line that says what is allowed
+
+
+def test_google_generativeai_sends_no_level_so_none_is_refused() -> None:
+    answers = {
+        "gemini_sdk": "google-generativeai",
+        "gemini_model": "gemini-3.8-flash",
+        "gemini_thinking_level": "minimal",
+    }
+    assert HOOK.problem(answers_with(answers)) is None
 
 
 def test_issuer_is_kept_as_typed_trailing_slash_included() -> None:

@@ -20,25 +20,18 @@ from typing import Any
 from errors import UpstreamError
 from gemini_calls import GeminiCalls
 from gemini_client import SDK, GeminiClient
+from model_capabilities import row_for, thinking_problem
 from prompts import PROMPTS_DIR, Prompt, PromptError, load_prompts
 from request_log import collecting
 from settings import Settings, load_settings
 from spend_guard import SpendGuard
 
 CURRENT_MODELS = "gemini-3.5-flash-lite, gemini-3.8-flash or gemini-3.1-flash-lite"  # checked 2026-11-27
-KEY_HELP = "create a key at https://aistudio.google.com/apikey and put it in .env"
-
-
-def thinking_problem(model: str, level: str | None) -> str | None:
-    """What Gemini is known to refuse about a thinking level for a model (public sources, 2026-12;
-    no official per-model table exists), or None. Only a real call can tell for certain."""
-    if not level:
-        return None
-    if model.startswith("gemini-2"):
-        return "2.x models take no thinkingLevel (they take a token budget): remove it"
-    if level == "minimal" and ("pro" in model or model.startswith("gemini-3.8-flash")):
-        return f"{model} refuses thinkingLevel minimal: use low or higher"
-    return None
+# Since 2026 AI Studio issues "auth keys" (AQ. ...) and Gemini refuses unrestricted standard keys (401).
+KEY_HELP = (
+    "create a key at https://aistudio.google.com/apikey (an auth key; a standard key must be restricted to "
+    "the Generative Language API) and put it in .env"
+)
 
 
 class CheckFailed(Exception):
@@ -46,8 +39,21 @@ class CheckFailed(Exception):
 
 
 class Doctor:
-    def __init__(self, secret: str = "") -> None:
+    def __init__(self, secret: str = "", model: str = "") -> None:
         self._secret = secret
+        self._model = model
+
+    def model_version(self, asked: str, served: str) -> None:
+        """The model that really answered; a warning when Gemini re-routed the call to another one."""
+        asked = asked.removeprefix("models/")
+        if served and not served.startswith(asked):
+            print(
+                f"WARN  model: {asked} was answered by {served} (deprecated ids are re-routed and billed at "
+                "the serving model's price): set GEMINI_MODEL to a current model",
+                flush=True,
+            )
+        else:
+            print(f"      answered by {served or 'an unreported model version'}", flush=True)
 
     def report(self, passed: bool, check: str, verdict: str) -> None:
         line = f"{'ok  ' if passed else 'FAIL'}  {check}: {verdict}"
@@ -100,12 +106,14 @@ class Doctor:
         except UpstreamError as exc:
             methods, problem = [], exc
         where = settings.gemini_base_url or "Google's Gemini API"
-        if problem is not None and problem.setting is None:  # it failed before Gemini looked at key or model
+        if problem is not None and problem.setting is None and not problem.upstream:
             raise self.fail(
                 "Gemini reachable",
-                f"no usable answer from {where} ({problem.cause}): check the network, or GEMINI_BASE_URL if set",
+                f"could not reach Gemini at {where} ({problem.cause}): check the network, or GEMINI_BASE_URL if set",
             )
         self.report(True, "Gemini reachable", where)
+        if problem is not None and problem.setting is None:  # Gemini answered, with an error about neither
+            raise self.fail("Gemini", refusal(problem))
         if problem is not None and problem.setting == "GEMINI_API_KEY":
             raise self.fail("API key", f"GEMINI_API_KEY was rejected: {KEY_HELP}")
         self.report(True, "API key", "accepted")
@@ -117,6 +125,10 @@ class Doctor:
                 "model", f"{model} does not support generateContent: set GEMINI_MODEL to one of {CURRENT_MODELS}"
             )
         self.report(True, "model", f"{model} is served and supports generateContent")
+        if row_for(model) is None:  # not refused: new models appear faster than the table changes
+            print(
+                f"WARN  model: {model} is not in model_capabilities.py: its thinking level is not checked", flush=True
+            )
 
     async def check_spend(self) -> None:
         """The spend guard's store reachable, and today's spend against each budget (spend_guard.py)."""
@@ -139,14 +151,21 @@ class Doctor:
             try:
                 answer = await calls.answer(prompt, prompt.input_model.model_validate(prompt.example))
             except UpstreamError as exc:
-                raise self.fail(check, f"{exc.detail} ({exc.cause})") from None
+                raise self.fail(check, refusal(exc) if exc.upstream else f"{exc.detail} ({exc.cause})") from None
         tokens = noted.get("gemini_tokens", {})
         spent = ", ".join(f"{kind} {count}" for kind, count in tokens.items()) or "none reported"
         value = prompt.answer.dump_python(answer, mode="json")
         items = value if isinstance(value, list) else [value]
         self.report(True, check, f"{len(items)} item{'s' * (len(items) != 1)} in the answer; tokens: {spent}")
+        self.model_version(prompt.call.model or self._model, noted.get("gemini_model_version") or "")
         for item in items:
             print(f"      - {summary(item)}", flush=True)
+
+
+def refusal(exc: UpstreamError) -> str:
+    """Gemini answered and refused: its status and reason, and what to do when it is known."""
+    todo = exc.advice or (f"fix {exc.setting}" if exc.setting else "see the cause")
+    return f"Gemini answered and refused: {exc.upstream} ({exc.cause}): {todo}"
 
 
 def summary(item: Any) -> str:
@@ -167,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # load_settings stops with one line that says what to fix
         Doctor().report(False, "settings", str(exc.code))
         return 1
-    doctor = Doctor(settings.gemini_api_key.get_secret_value())
+    doctor = Doctor(settings.gemini_api_key.get_secret_value(), settings.gemini_model)
     level = settings.gemini_thinking_level or "the model's default"
     doctor.report(True, "settings", f"GEMINI_MODEL={settings.gemini_model}, thinking {level}, SDK {SDK}")
     try:

@@ -52,6 +52,8 @@ class GeminiCalls:
 
     def __init__(self, client: GeminiClient, settings: Settings) -> None:
         self._client = client
+        self._model = settings.gemini_model
+        self._rerouted: set[tuple[str, str]] = set()  # (asked, served) pairs already warned about
         self._timeout = settings.gemini_timeout_seconds
         self._attempts = settings.gemini_max_attempts
         self._slots = asyncio.Semaphore(settings.gemini_max_concurrency)
@@ -98,6 +100,8 @@ class GeminiCalls:
                     raise error from None
             except UpstreamError as exc:
                 tally.attempt_ended(exc.status_code, exc.usage)
+                if exc.quota:
+                    metrics.GEMINI_QUOTA.labels(exc.quota).inc()
                 if not exc.retryable or attempt == self._attempts:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)
@@ -117,8 +121,23 @@ class GeminiCalls:
                 await asyncio.sleep(delay)
             else:
                 tally.attempt_ended("ok", answer.usage)
+                self._served_by(prompt, answer.model_version)
                 return value
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _served_by(self, prompt: Prompt, version: str) -> None:
+        """Log and count the model that really answered. Gemini may serve a deprecated id with a newer
+        model (billed at its price) instead of refusing it: say so once per process, and keep serving."""
+        note(gemini_model_version=version or None)
+        metrics.GEMINI_ANSWERS_BY_MODEL.labels(prompt.id, version or "unknown").inc()
+        asked = (prompt.call.model or self._model).removeprefix("models/")
+        served = version.removeprefix("models/")
+        if served and not served.startswith(asked) and (asked, served) not in self._rerouted:
+            self._rerouted.add((asked, served))
+            logger.warning(
+                "Gemini answered with another model than the one configured: GEMINI_MODEL may be deprecated",
+                extra={"fields": {"prompt": prompt.id, "gemini_model": asked, "gemini_model_version": served}},
+            )
 
     async def open_stream(self, prompt: Prompt, body: BaseModel) -> "Stream":
         """A slot for one streamed answer, or UpstreamError (503) when none frees up in time: that refusal is an

@@ -18,6 +18,7 @@ from endpoints import add_prompt_routes
 from errors import UpstreamError, log_failure, validation_problems
 from gemini_calls import GeminiCalls
 from gemini_client import GeminiClient
+from model_capabilities import row_for
 from prompts import load_prompts_or_exit
 from request_log import RequestLogMiddleware, setup_logging
 from settings import load_settings
@@ -25,6 +26,11 @@ from spend_guard import SpendGuard
 
 settings = load_settings()  # a missing GEMINI_API_KEY stops start-up here, with one line
 setup_logging()
+if row_for(settings.gemini_model) is None:  # new models appear faster than the table changes: not refused
+    logger.warning(
+        "GEMINI_MODEL is not in model_capabilities.py: its thinking level is not checked before Gemini sees it",
+        extra={"fields": {"gemini_model": settings.gemini_model}},
+    )
 # Every prompts/<id>.prompt, checked: a wrong one stops start-up here, with one line naming it.
 prompts = load_prompts_or_exit(settings.prompts_dir, settings.prompt_input_max_chars)
 # Who may call the API (caller_check.py). As a dependency of the route it runs before the route's code:
@@ -69,7 +75,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
     for code, text in [
         (400, "There was an error parsing the body"),  # FastAPI's answer to a body that is not UTF-8
-        (429, "Gemini's rate limit was reached; retry later."),
+        (429, "Gemini's rate limit was reached, or this service's daily Gemini quota is spent; retry later."),
         (502, "Gemini failed to answer, or its answer was unusable."),
         (503, "Gemini or this server is busy; retry later."),
         (504, "Gemini did not answer in time."),

@@ -58,6 +58,20 @@ GEMINI_REFUSED = Counter(
     "gemini_refused_at_cap", "Requests answered 503 because every slot stayed busy, by prompt.", ["prompt"]
 )
 
+# Gemini's 429s by kind: per_minute (retried after its RetryInfo), daily (the day's quota is spent),
+# unknown (no RetryInfo: treated as spent), not_on_tier (limit 0: the model is not on the key's tier).
+GEMINI_QUOTA = Counter("gemini_quota_refusals", "Gemini's 429 answers, by kind of quota.", ["kind"])
+QUOTA_KINDS = ("per_minute", "daily", "unknown", "not_on_tier")
+# The model that really answered (Gemini's modelVersion): a deprecated id may be served by a newer model,
+# billed at its price. Values come from Gemini, not from clients: a short set.
+GEMINI_ANSWERS_BY_MODEL = Counter(
+    "gemini_answers_by_model",
+    "Gemini answers, by prompt and the modelVersion Gemini reported.",
+    ["prompt", "model_version"],
+)
+for _kind in QUOTA_KINDS:
+    GEMINI_QUOTA.labels(_kind)
+
 
 def register_prompt(prompt_id: str) -> None:
     """Create the prompt's series at 0, so rates work before its first call."""

@@ -62,6 +62,7 @@ class Answer:
 
     text: str
     usage: TokenUsage | None  # None when Gemini reported no usage
+    model_version: str = ""  # the model that answered, as Gemini reports it (modelVersion); "" if it did not
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from caller_check import CallerSettings
 
+from model_capabilities import thinking_problem
+
 
 class Settings(CallerSettings):
     """The app's settings, and those of its caller check (CallerSettings, defined with the check)."""
@@ -19,6 +21,7 @@ class Settings(CallerSettings):
     gemini_model: str = "{{ cookiecutter.gemini_model }}"
     # How much Gemini 3 models think before answering; empty means the model's own default.
     # Thinking tokens are billed like answer tokens and add latency (google-genai only; see README).
+    # Which levels each model accepts: model_capabilities.py, checked at start-up.
     gemini_thinking_level: Literal["minimal", "low", "medium", "high", ""] = "{{ cookiecutter.__thinking_level }}"
     # Unset means Google's endpoint; set it for a proxy, or for the fake Gemini in the tests.
     gemini_base_url: str | None = None
@@ -52,7 +55,7 @@ def split_commas(value: str) -> list[str]:
 def load_settings() -> Settings:
     """Read the settings, or stop the process with one line that says what to fix."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'_'.join(str(part) for part in error['loc']).upper()} "
@@ -60,3 +63,11 @@ def load_settings() -> Settings:
             for error in exc.errors()
         )
         raise SystemExit(f"Configuration error: {problems}. Set it in the environment or in .env.") from None
+    # Gemini answers every call with 400 for a level its model refuses: stop now, naming both settings.
+    problem = thinking_problem(settings.gemini_model, settings.gemini_thinking_level)
+    if problem:
+        raise SystemExit(
+            f"Configuration error: GEMINI_THINKING_LEVEL={settings.gemini_thinking_level} does not go with "
+            f"GEMINI_MODEL={settings.gemini_model} ({problem}). Change one of them in the environment or in .env."
+        )
+    return settings

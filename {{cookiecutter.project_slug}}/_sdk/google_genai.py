@@ -10,9 +10,10 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
+from errors import UpstreamError, failed, from_status, rpc_details, timed_out, unreachable, unusable_answer
 from schemas import Answer, CallSpec, Piece, TokenUsage
 from settings import Settings
+from structured_output import gemini_schema
 
 SDK = "google-genai"
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class GeminiClient:
             thinking = types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper())) if level else None
             config = self._configs[call] = types.GenerateContentConfig(
                 response_mime_type="application/json" if call.response_schema is not None else None,
-                response_json_schema=call.response_schema,
+                response_json_schema=gemini_schema(call.response_schema),
                 temperature=wanted.temperature,
                 top_p=wanted.top_p,
                 top_k=wanted.top_k,
@@ -74,7 +75,7 @@ class GeminiClient:
         )
         usage = _usage(response.usage_metadata)
         try:
-            return Answer(_answer_text(response), usage)
+            return Answer(_answer_text(response), usage, response.model_version or "")
         except UpstreamError as exc:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
@@ -139,7 +140,8 @@ def _answer_text(response: types.GenerateContentResponse) -> str:
     if candidate.finish_reason not in (None, types.FinishReason.STOP):
         raise unusable_answer(f"finish reason {candidate.finish_reason}")
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    text = "".join(part.text for part in parts if part.text)
+    # Thinking models may add parts marked `thought` (a summary of their thinking): not the answer.
+    text = "".join(part.text for part in parts if part.text and not part.thought)
     if not text:
         raise unusable_answer("empty text")
     return text
@@ -172,31 +174,12 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> Token
 
 
 def _from_api_error(exc: genai_errors.APIError, model: str) -> UpstreamError:
-    details = _rpc_details(exc.details)
-    key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
+    headers = getattr(exc.response, "headers", None) or {}
     return from_status(
         exc.code or 502,
         f"gemini {exc.code} {exc.status}: {exc.message}",
         model=model,
-        key_rejected=key_rejected,
-        retry_after=_retry_after(details, exc.response),
+        details=rpc_details(exc.details),
+        status=exc.status or "",
+        retry_after_header=headers.get("retry-after", ""),
     )
-
-
-def _rpc_details(body: Any) -> list[dict[str, Any]]:
-    error = body.get("error", body) if isinstance(body, dict) else {}
-    details = error.get("details") if isinstance(error, dict) else None
-    return [detail for detail in details if isinstance(detail, dict)] if isinstance(details, list) else []
-
-
-def _retry_after(details: list[dict[str, Any]], response: Any) -> float | None:
-    """Gemini says how long to wait in a google.rpc.RetryInfo detail ("7s"), proxies in Retry-After."""
-    for detail in details:
-        delay = str(detail.get("retryDelay", ""))
-        if detail.get("@type", "").endswith("google.rpc.RetryInfo") and delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                pass
-    header = getattr(response, "headers", {}).get("retry-after", "") if response is not None else ""
-    return float(header) if header.isdigit() else None

@@ -27,9 +27,10 @@ from google.api_core import exceptions as api_exceptions
 from google.generativeai import client as genai_client
 from google.protobuf import json_format
 
-from errors import UpstreamError, failed, from_status, timed_out, unreachable, unusable_answer
+from errors import UpstreamError, failed, from_status, rpc_details, timed_out, unreachable, unusable_answer
 from schemas import Answer, CallSpec, Piece, TokenUsage
 from settings import Settings
+from structured_output import gemini_schema
 
 SDK = "google-generativeai"
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class GeminiClient:
                 )
             config = call.config.model_dump(exclude_none=True, exclude=set(UNSENDABLE))
             if call.response_schema is not None:
-                schema = _openapi_schema(call.response_schema)
+                schema = _openapi_schema(gemini_schema(call.response_schema))
                 config.update(response_mime_type="application/json", response_schema=schema)
             self._configs[call] = config
         return config
@@ -137,7 +138,8 @@ class GeminiClient:
         response = self._call(generative_model.generate_content, user, options, model)
         usage = _usage(response.usage_metadata)
         try:
-            return Answer(_answer_text(response), usage)
+            text = _answer_text(response, json_expected=call.response_schema is not None)
+            return Answer(text, usage, response._result.model_version)
         except UpstreamError as exc:
             exc.usage = usage  # a blocked or truncated answer still cost its tokens
             raise
@@ -181,7 +183,7 @@ def _shut(chunks: Any) -> None:
         chunks.cancel()
 
 
-def _answer_text(response: Any) -> str:
+def _answer_text(response: Any, json_expected: bool) -> str:
     if response.prompt_feedback and response.prompt_feedback.block_reason:
         raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason.name}")
     if not response.candidates:
@@ -189,7 +191,13 @@ def _answer_text(response: Any) -> str:
     candidate = response.candidates[0]
     if candidate.finish_reason.name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         raise unusable_answer(f"finish reason {candidate.finish_reason.name}")
-    text = "".join(part.text for part in candidate.content.parts if part.text)
+    texts = [part.text for part in candidate.content.parts if part.text]
+    text = "".join(texts)
+    # This SDK's Part has no `thought` field and drops it, so a thinking model's thought summary (a part
+    # before the answer) would read as answer text. A JSON answer tells them apart: when the parts together
+    # are not JSON but the last one is, the parts before it were thoughts. (A text answer cannot tell.)
+    if json_expected and len(texts) > 1 and not _is_json(text) and _is_json(texts[-1]):
+        text = texts[-1]
     if not text:
         raise unusable_answer("empty text")
     return text
@@ -207,6 +215,14 @@ def _piece(chunk: Any) -> tuple[str, bool]:
     if reason not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         raise unusable_answer(f"finish reason {reason}")
     return "".join(part.text for part in candidate.content.parts if part.text), reason == "STOP"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # A prompt's config fields this SDK's GenerationConfig has no field for.
@@ -263,25 +279,20 @@ def _usage(metadata: Any) -> TokenUsage | None:
 
 def _from_api_error(exc: api_exceptions.GoogleAPICallError, model: str) -> UpstreamError:
     # str(exc) names the upstream URL: log only the code and Gemini's own message.
-    details = [detail for detail in (exc.details or []) if isinstance(detail, dict)]
-    key_rejected = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
     message = str(exc.message).split(": ", 1)[-1]  # it starts with the method and the upstream URL
+    response = exc.response
+    try:
+        body = response.json() if response is not None else {}
+    except ValueError:
+        body = {}
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    status = str(error.get("status", "")) if isinstance(error, dict) else ""
+    details = rpc_details(body) or [detail for detail in (exc.details or []) if isinstance(detail, dict)]
     return from_status(
         exc.code or 502,
-        f"gemini {exc.code}: {message}",
+        f"gemini {exc.code} {status}: {message}".replace("  ", " "),
         model=model,
-        key_rejected=key_rejected,
-        retry_after=_retry_after(details, exc.response),
+        details=details,
+        status=status,
+        retry_after_header=response.headers.get("retry-after", "") if response is not None else "",
     )
-
-
-def _retry_after(details: list[dict[str, Any]], response: Any) -> float | None:
-    for detail in details:
-        delay = str(detail.get("retryDelay", detail.get("retry_delay", "")))
-        if delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                pass
-    header = response.headers.get("retry-after", "") if response is not None else ""
-    return float(header) if header.isdigit() else None

@@ -5,6 +5,9 @@ The real SDK reaches it through GEMINI_BASE_URL. It answers `POST /{v1,v1beta}/m
 block tests can set, and errors in the google.rpc form `{"error": {"code", "message", "status", "details"}}`.
 Given a set of known models, it answers any other id with Gemini's 404 NOT_FOUND, as Gemini does for an
 unknown or retired model.
+It refuses with 400, like Gemini, a thinking level the model does not accept, or a level sent with a
+budget (the table in model_capabilities.py, found beside this file or in the folder above; without it
+nothing is refused).
 
 Tests queue one-off behaviours ("faults") with `FakeGemini.push(...)`; with nothing queued it
 answers with three sub-tasks derived from the request when the schema sent asks for a list of titled
@@ -20,14 +23,18 @@ there.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import select
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 GENERATE_PATH = re.compile(r"^/(v1|v1beta)/models/([A-Za-z0-9._-]+):(generateContent|streamGenerateContent)$")
@@ -40,6 +47,7 @@ DEFAULT_USAGE = {"promptTokenCount": 57, "candidatesTokenCount": 41, "thoughtsTo
 # Gemini's status names for the HTTP codes tests use.
 RPC_STATUS = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     429: "RESOURCE_EXHAUSTED",
@@ -58,7 +66,13 @@ class Fault:
     bad_key (400 API_KEY_INVALID), text (a candidate whose text is `text`), blocked (prompt
     blocked for safety), empty (no candidates), truncated (MAX_TOKENS with half a JSON),
     slow (answer after `delay` seconds), drop (close the connection without answering),
-    html (an HTML page with HTTP `code`).
+    html (an HTML page with HTTP `code`), thoughts (an answer led by a `thought: true` part, and
+    signatures), rerouted (an answer whose modelVersion is `model_version`, as when Gemini serves a
+    deprecated id with a newer model), and the errors Gemini answers in production: quota_daily (429,
+    the day's quota spent: a QuotaFailure per day), quota_zero (429, `limit: 0`: the model is not on the
+    key's tier), unauthenticated (401 ACCESS_TOKEN_TYPE_UNSUPPORTED), location (400
+    FAILED_PRECONDITION: the API is not available where the caller is), raw (`text` sent as the body
+    with HTTP `code`: a recorded answer).
 
     A stream answers ok, text, truncated, blocked and empty in `chunks` pieces (None: the fake's
     default) `chunk_delay` seconds apart; `cut_after` pieces, it closes the connection, and with
@@ -75,6 +89,7 @@ class Fault:
     chunk_delay: float | None = None
     cut_after: int | None = None
     error_after: int | None = None
+    model_version: str = "gemini-3.6-flash"  # rerouted: the model that really answered
 
 
 @dataclass
@@ -124,6 +139,8 @@ class FakeGemini:
     api_key: str | None = None  # when set, any other key gets 400 API_KEY_INVALID
     # Known model ids and their supportedGenerationMethods; None knows every id. Others get 404 NOT_FOUND.
     models: dict[str, list[str]] | None = None
+    # A fault kind for every request, GET included, until reset (doctor's checks): e.g. "unauthenticated".
+    mode: str | None = None
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     model_gets: int = 0  # models `get` calls answered (they are not in `count`, which counts generateContent)
     requests: list[Seen] = field(default_factory=list)
@@ -171,6 +188,7 @@ class FakeGemini:
             self._count = 0
             self.max_in_flight = 0
             self.model_gets = 0
+            self.mode = None
             self.usage = dict(DEFAULT_USAGE)
             self.streams.clear()
 
@@ -233,6 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
             with fake._lock:
                 fake.model_gets += 1
             version, model = model_path.groups()
+            if fake.mode in PRODUCTION_ERRORS:
+                self._send_json(*PRODUCTION_ERRORS[fake.mode](model))
+                return
             if not fake.knows(model):
                 self._send_json(404, _model_not_found(model, version))
                 return
@@ -277,42 +298,60 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake = self.server_fake
-        fault = fake._take(Seen(path=path, headers=headers, body=body))
+        fault = fake._take(Seen(path=path, headers=headers, body=body)) or (Fault(fake.mode) if fake.mode else None)
         version, model, method = generate_path.groups()
         if not self._key_accepted():
             fault = Fault("bad_key")
         elif not fake.knows(model):
             self._send_json(404, _model_not_found(model, version))
             return
+        refusal = thinking_refusal(model, body)
+        if refusal is not None:
+            self._send_json(400, _error(400, refusal))
+            return
         fake._enter()
         try:
             if fake.latency:
                 time.sleep(fake.latency)
             fault = fault or Fault("ok")
-            if method == "streamGenerateContent" and fault.kind not in ("error", "bad_key", "html", "drop"):
+            if method == "streamGenerateContent" and fault.kind not in ("error", "bad_key", "html", "drop", "raw", *PRODUCTION_ERRORS):
                 self._stream(fault, body, sse="alt=sse" in self.path)
             else:
-                self._answer(fault, body)
+                self._answer(fault, body, model)
         finally:
             fake._leave()
 
-    def _answer(self, fault: Fault, body: dict[str, Any]) -> None:
+    def _answer(self, fault: Fault, body: dict[str, Any], model: str = "") -> None:
         kind = fault.kind
         usage = dict(self.server_fake.usage)
+        thoughts = _thinking_config(body).get("includeThoughts") or _thinking_config(body).get("include_thoughts")
+        if kind == "thoughts":
+            kind, thoughts = "ok", True
+        if kind == "rerouted":
+            kind, model = "ok", fault.model_version
         if kind == "slow":
             time.sleep(fault.delay)
             kind = "ok"
         if kind == "ok":
             text = _default_answer(body) if fault.items is None else json.dumps(fault.items)
-            self._send_json(200, _candidate(text, usage))
+            self._send_json(200, _candidate(text, usage, model=model, thoughts=bool(thoughts)))
         elif kind == "text":
-            self._send_json(200, _candidate(fault.text, usage))
+            self._send_json(200, _candidate(fault.text, usage, model=model))
         elif kind == "truncated":
-            self._send_json(200, _candidate('[{"title": "Outline the', usage, finish="MAX_TOKENS"))
-        elif kind == "blocked":
-            self._send_json(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}})
+            self._send_json(200, _candidate('[{"title": "Outline the', usage, finish="MAX_TOKENS", model=model))
+        elif kind == "blocked":  # the prompt was read, so its tokens are billed
+            prompt_only = {"promptTokenCount": usage["promptTokenCount"], "totalTokenCount": usage["promptTokenCount"]}
+            self._send_json(
+                200,
+                {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": prompt_only, **_ids(model)},
+            )
         elif kind == "empty":
-            self._send_json(200, {"candidates": [], "usageMetadata": {}})
+            self._send_json(200, {"candidates": [], "usageMetadata": {}, **_ids(model)})
+        elif kind == "raw":  # a recorded body (tests/fixtures/gemini/), sent as it is with HTTP `code`
+            self._send(fault.code, fault.text.encode(), "application/json; charset=UTF-8")
+        elif kind in PRODUCTION_ERRORS:
+            code, error = PRODUCTION_ERRORS[kind](model)
+            self._send_json(code, error)
         elif kind == "bad_key":
             error = _error(400, "API key not valid. Please pass a valid API key.")
             error["error"]["details"] = [
@@ -457,11 +496,26 @@ def _model_not_found(model: str, version: str) -> dict[str, Any]:
     )
 
 
-def _candidate(text: str, usage: dict[str, int], finish: str = "STOP") -> dict[str, Any]:
+def _ids(model: str) -> dict[str, str]:
+    """What Gemini adds to every answer: an id, and the model that really answered (the one asked for,
+    unless Gemini re-routed the call)."""
+    return {"modelVersion": model or "unknown", "responseId": uuid.uuid4().hex[:22]}
+
+
+def _candidate(
+    text: str, usage: dict[str, int], finish: str = "STOP", model: str = "", thoughts: bool = False
+) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"text": text}]
+    if thoughts:  # as with includeThoughts: a summary of the thinking first, then the answer, with signatures
+        signature = "CiQBpUOZfYTxJ5g1DAm97yzbFxv0HtPkpfgIry/rDFYmMAk="
+        parts = [
+            {"text": "**Thinking it through**\nThe user wants sub-tasks as JSON.", "thought": True},
+            {"text": text, "thoughtSignature": signature},
+        ]
     return {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
         "usageMetadata": usage,
-        "modelVersion": "fake",
+        **_ids(model),
     }
 
 
@@ -513,6 +567,112 @@ def _kind(schema: dict[str, Any]) -> str:
     kind = schema.get("type")
     kind = next(item for item in kind if item != "null") if isinstance(kind, list) else str(kind).lower()
     return TYPE_NUMBERS.get(kind, kind)
+
+
+def _quota(model: str, limit: int) -> tuple[int, dict[str, Any]]:
+    """429 for a spent daily quota, in the form Gemini answers it (bodies quoted in google-gemini/gemini-cli
+    #22486 and googleapis/python-genai #2044, 2025-2026): a QuotaFailure naming the daily quota; with
+    `limit: 0` the model is not on the key's tier at all. Real ones may carry a RetryInfo too."""
+    metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+    error = _error(
+        429,
+        "You exceeded your current quota, please check your plan and billing details. For more information on "
+        "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. \n"
+        f"* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}",
+    )
+    error["error"]["details"] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": metric,
+                    "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                    "quotaDimensions": {"location": "global", "model": model},
+                    "quotaValue": str(limit),
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
+    ]
+    return 429, error
+
+
+def _unauthenticated(model: str) -> tuple[int, dict[str, Any]]:
+    """401 for a key Gemini no longer takes (reported since Google moved to auth keys, 2026)."""
+    error = _error(
+        401,
+        "API keys are not supported by this API. Expected OAuth2 access token or other authentication "
+        "credentials that assert a principal.",
+    )
+    error["error"]["details"] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }
+    ]
+    return 401, error
+
+
+def _location(model: str) -> tuple[int, dict[str, Any]]:
+    error = _error(400, "User location is not supported for the API use.")
+    error["error"]["status"] = "FAILED_PRECONDITION"
+    return 400, error
+
+
+PRODUCTION_ERRORS = {
+    "quota_daily": lambda model: _quota(model, 200),
+    "quota_zero": lambda model: _quota(model, 0),
+    "unauthenticated": _unauthenticated,
+    "location": _location,
+}
+
+
+def _load_capabilities() -> ModuleType | None:
+    """The project's model_capabilities.py (beside this file in the Compose fake, one folder up in tests/)."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "model_capabilities.py", here.parent / "model_capabilities.py"):
+        if path.exists():
+            spec = importlib.util.spec_from_file_location("fake_model_capabilities", path)
+            if spec and spec.loader:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+    return None
+
+
+CAPABILITIES = _load_capabilities()
+
+
+def _thinking_config(body: dict[str, Any]) -> dict[str, Any]:
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    return config.get("thinkingConfig") or config.get("thinking_config") or {}
+
+
+def thinking_refusal(model: str, body: dict[str, Any]) -> str | None:
+    """Gemini's 400 message for a thinking config the model refuses, or None (wording as reported)."""
+    thinking = _thinking_config(body)
+    level = thinking.get("thinkingLevel") or thinking.get("thinking_level")
+    budget = thinking.get("thinkingBudget", thinking.get("thinking_budget"))
+    if level is not None and budget is not None:
+        return "You can only set one of thinking budget and thinking level."
+    if level is None or CAPABILITIES is None:
+        return None
+    row = CAPABILITIES.row_for(model)
+    if row is not None and not row.levels:
+        return "Thinking level is not supported for this model."
+    if CAPABILITIES.thinking_problem(model, str(level).lower()):
+        return f"Thinking level {str(level).upper()} is not supported for this model."
+    return None
 
 
 def _default_items(body: dict[str, Any]) -> list[dict[str, Any]]:

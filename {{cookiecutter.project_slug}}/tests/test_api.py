@@ -139,7 +139,8 @@ ITEM = {"title": "A step", "description": None}
 # (queued faults, our status, words in the detail, Retry-After, Gemini calls made)
 FAULTS = {
     "429-with-long-retry-info": ([Fault("error", 429, retry_after=30)], 429, "rate limit", "30", 1),
-    "429-without-retry-info": ([Fault("error", 429)] * 3, 503, "busy", None, 3),
+    # No RetryInfo: nothing says when to come back, so it is a spent quota, not a busy minute (test_production.py).
+    "429-without-retry-info": ([Fault("error", 429)] * 3, 429, "quota is spent", None, 1),
     "503-unavailable": ([Fault("error", 503)] * 3, 503, "unavailable", None, 3),
     "500-internal": ([Fault("error", 500)] * 3, 502, "failed to answer", None, 3),
     "502-bad-gateway": ([Fault("error", 502)] * 3, 502, "failed to answer", None, 3),

@@ -72,7 +72,7 @@ def test_unreachable_gemini_exits_1_at_the_reachability_check(doctor) -> None:
     result = doctor(GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     assert result.returncode == 1
     assert verdicts(result) == ["ok", "FAIL"]
-    assert "Gemini reachable: no usable answer from http://127.0.0.1:" in result.stdout
+    assert "Gemini reachable: could not reach Gemini at http://127.0.0.1:" in result.stdout
     assert "check the network" in result.stdout
 
 
@@ -105,3 +105,67 @@ def test_bad_usage_exits_2(doctor) -> None:
     result = doctor("--no-such-option")
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_401_for_the_key_names_auth_keys(doctor, fake: FakeGemini) -> None:
+    fake.mode = "unauthenticated"  # doctor's models `get` too
+    result = doctor()
+    assert result.returncode == 1
+    assert verdicts(result) == ["ok", "ok", "FAIL"]  # settings, reachable, key
+    assert "GEMINI_API_KEY was rejected" in result.stdout and "auth key" in result.stdout
+
+
+def test_gemini_answered_and_refused_is_not_a_network_problem(doctor, fake: FakeGemini) -> None:
+    fake.mode = "location"
+    result = doctor()
+    assert result.returncode == 1
+    assert verdicts(result) == ["ok", "ok", "FAIL"]  # settings, reachable: it answered
+    assert "Gemini answered and refused: 400 FAILED_PRECONDITION" in result.stdout
+    assert "check the network" not in result.stdout
+
+
+def test_generate_with_a_spent_quota_says_what_to_do(doctor, fake: FakeGemini) -> None:
+    fake.push(Fault("quota_daily"))
+    result = doctor("--generate")
+    assert result.returncode == 1
+    assert "Gemini answered and refused: 429 RESOURCE_EXHAUSTED" in result.stdout
+    assert "AI Studio" in result.stdout
+    assert fake.count == 1
+
+
+def test_generate_warns_when_another_model_answered(doctor, fake: FakeGemini) -> None:
+    fake.push(Fault("rerouted", model_version="gemini-9.9-flash"))
+    result = doctor("--generate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "answered by gemini-9.9-flash" in result.stdout and "WARN" in verdicts(result)
+
+
+def test_generate_prints_the_model_that_answered(doctor) -> None:
+    result = doctor("--generate")
+    assert "answered by gemini-" in result.stdout and "WARN" not in verdicts(result)
+
+
+def test_a_refused_thinking_level_fails_the_settings_check(doctor) -> None:
+    result = doctor(GEMINI_MODEL="gemini-3.8-flash", GEMINI_THINKING_LEVEL="minimal")
+    assert result.returncode == 1
+    assert verdicts(result) == ["FAIL"]
+    assert "GEMINI_THINKING_LEVEL=minimal does not go with GEMINI_MODEL=gemini-3.8-flash" in result.stdout
+
+
+def test_a_model_the_table_does_not_know_is_a_warning(doctor, fake: FakeGemini) -> None:
+    known, fake.models = fake.models, None  # the fake serves any id
+    try:
+        result = doctor(GEMINI_MODEL="gemini-9.9-flash")
+    finally:
+        fake.models = known
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARN  model: gemini-9.9-flash is not in model_capabilities.py" in result.stdout
+
+
+def test_generate_with_a_model_not_on_the_keys_tier_names_the_model(doctor, fake: FakeGemini) -> None:
+    fake.push(Fault("quota_zero"))
+    result = doctor("--generate")
+    assert result.returncode == 1
+    assert "Gemini answered and refused: 429 RESOURCE_EXHAUSTED" in result.stdout
+    assert "fix GEMINI_MODEL" in result.stdout and "tier" in result.stdout
+    assert fake.count == 1
