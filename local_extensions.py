@@ -46,6 +46,8 @@ def python_text(text: object, indent: int, prefix_width: int, width: int = 120) 
     pieces = textwrap.wrap(value, width - indent - 7, drop_whitespace=False, break_on_hyphens=False)
     inner = " " * (indent + 4)
     return "(\n" + "".join(f'{inner}"{piece}"\n' for piece in pieces) + " " * indent + ")"
+
+
 def thinking_rows() -> list[str]:
     """The generated README's per-model note, one Markdown row per row of the bake's model_capabilities.py
     (the one table of what each model accepts)."""

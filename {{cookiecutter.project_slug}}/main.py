@@ -20,7 +20,7 @@ from gemini_calls import GeminiCalls
 from gemini_client import GeminiClient
 from model_capabilities import row_for
 from prompts import load_prompts_or_exit
-from request_log import RequestLogMiddleware, setup_logging
+from request_log import RequestLogMiddleware, logger, setup_logging
 from settings import load_settings
 from spend_guard import SpendGuard
 

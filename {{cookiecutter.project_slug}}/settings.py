@@ -7,7 +7,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from caller_check import CallerSettings
-
 from model_capabilities import thinking_problem
 
 

@@ -3,7 +3,7 @@
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx2
 from google import genai

@@ -314,7 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.latency:
                 time.sleep(fake.latency)
             fault = fault or Fault("ok")
-            if method == "streamGenerateContent" and fault.kind not in ("error", "bad_key", "html", "drop", "raw", *PRODUCTION_ERRORS):
+            answered_whole = ("error", "bad_key", "html", "drop", "raw", *PRODUCTION_ERRORS)  # errors are not streamed
+            if method == "streamGenerateContent" and fault.kind not in answered_whole:
                 self._stream(fault, body, sse="alt=sse" in self.path)
             else:
                 self._answer(fault, body, model)
