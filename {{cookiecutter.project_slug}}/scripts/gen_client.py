@@ -124,15 +124,24 @@ def client_code(prompts: dict[str, Any]) -> str:
                 f"  {guard(prompt.call.response_schema, 'body')};\n"
             )
             result, check, value = f"{types}Output", f"fits{types}Output(body)", f"body as {types}Output"
-        blocks.append(
-            f"\n/** {summary} Rejects with an Error whose message can be shown as is. */\n"
-            f"export const {name} = async (input: {types}Input): Promise<{result}> => {{\n"
-            f"  const body = await callBackend('/api/{prompt.id}', input);\n"
+        checked = (
             f"  if (!{check}) {{\n"
             f"    throw new Error('The AI service sent an unexpected answer (not the shape {name} expects).');\n"
             f"  }}\n"
             f"  return {value};\n"
             "};\n"
+        )
+        blocks.append(
+            f"\n/** {summary} Rejects with an Error whose message can be shown as is. */\n"
+            f"export const {name} = async (input: {types}Input): Promise<{result}> => {{\n"
+            f"  const body = await callBackend('/api/{prompt.id}', input);\n" + checked
+        )
+        blocks.append(
+            f"\n/** {name}, streamed: `options.onDelta` gets Gemini's text as it is written; resolves with the\n"
+            " * checked answer. Rejects with an Error whose message can be shown as is. */\n"
+            f"export const {name}Stream = async (input: {types}Input, options: StreamCallOptions = {{}}): "
+            f"Promise<{result}> => {{\n"
+            f"  const body = await streamBackend('/api/{prompt.id}', input, options);\n" + checked
         )
     return "".join(blocks)
 

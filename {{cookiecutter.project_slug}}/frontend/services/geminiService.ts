@@ -66,14 +66,15 @@ const callerHeaders = async (): Promise<Record<string, string>> => {
 export const breakDownTaskWithAI = async (
   taskTitle: string,
   taskDescription?: string,
-): Promise<AISubTaskSuggestion[]> => {
-  const subTasks = await breakdownTask({ title: taskTitle, description: taskDescription });
-  // The backend sends `null` for "no description"; the type wants the field left out.
-  return subTasks.map(
+): Promise<AISubTaskSuggestion[]> =>
+  suggestions(await breakdownTask({ title: taskTitle, description: taskDescription }));
+
+/** The backend sends `null` for "no description"; the app's type wants the field left out. */
+const suggestions = (subTasks: BreakdownTaskOutput): AISubTaskSuggestion[] =>
+  subTasks.map(
     (item): AISubTaskSuggestion =>
       typeof item.description === 'string' ? { title: item.title, description: item.description } : { title: item.title },
   );
-};
 
 /** POST `payload` to one of the backend's endpoints; its JSON answer, or an Error whose message can be shown. */
 const callBackend = async (path: string, payload: unknown): Promise<unknown> => {
@@ -112,16 +113,28 @@ const callBackend = async (path: string, payload: unknown): Promise<unknown> => 
   }
 };
 
+/** How a streamed call reports progress: `onDelta` gets each piece of Gemini's text as it is written; aborting
+ * `signal` closes the request, and the backend stops Gemini's call. */
+export interface StreamCallOptions {
+  onDelta?: (text: string) => void;
+  signal?: AbortSignal;
+}
+
 /**
  * The same sub-tasks, streamed: `onDelta` gets the answer's text as Gemini writes it (raw JSON here, for a
- * "thinking..." display), and the promise resolves with the checked suggestions. Aborting `signal` closes the
- * request, and the backend stops Gemini's call. Rejects with an Error whose message can be shown as is.
+ * "thinking..." display), and the promise resolves with the checked suggestions. Rejects with an Error whose
+ * message can be shown as is.
  */
 export const breakDownTaskWithAIStream = async (
   taskTitle: string,
   taskDescription?: string,
-  options: { onDelta?: (text: string) => void; signal?: AbortSignal } = {},
-): Promise<AISubTaskSuggestion[]> => {
+  options: StreamCallOptions = {},
+): Promise<AISubTaskSuggestion[]> =>
+  suggestions(await breakdownTaskStream({ title: taskTitle, description: taskDescription }, options));
+
+/** POST `payload` to one of the backend's endpoints as a stream of server-sent events (stream.ts); the final
+ * answer, or an Error whose message can be shown as is. */
+const streamBackend = async (path: string, payload: unknown, options: StreamCallOptions = {}): Promise<unknown> => {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
   const stop = (): void => controller.abort();
@@ -130,12 +143,11 @@ export const breakDownTaskWithAIStream = async (
 {%- if cookiecutter.caller_check != "none" %}
     const proof = await callerHeaders();
 {%- endif %}
-    const body = await postStream(
-      `${BACKEND_URL}/api/breakdown-task`,
-      { title: taskTitle, description: taskDescription },
-      { onDelta: options.onDelta, signal: controller.signal{% if cookiecutter.caller_check != "none" %}, headers: proof{% endif %} },
-    );
-    return toSuggestions(body);
+    return await postStream(`${BACKEND_URL}${path}`, payload, {
+      onDelta: options.onDelta,
+      signal: controller.signal,{% if cookiecutter.caller_check != "none" %}
+      headers: proof,{% endif %}
+    });
   } catch (error) {
     if (options.signal?.aborted) throw error; // the caller's own abort: its AbortError, as fetch gives it
     if (controller.signal.aborted) {
@@ -240,6 +252,16 @@ const fitsBreakdownTaskOutput = (body: unknown): boolean =>
 /** Suggest 2 to 5 sub-tasks for a task. Rejects with an Error whose message can be shown as is. */
 export const breakdownTask = async (input: BreakdownTaskInput): Promise<BreakdownTaskOutput> => {
   const body = await callBackend('/api/breakdown-task', input);
+  if (!fitsBreakdownTaskOutput(body)) {
+    throw new Error('The AI service sent an unexpected answer (not the shape breakdownTask expects).');
+  }
+  return body as BreakdownTaskOutput;
+};
+
+/** breakdownTask, streamed: `options.onDelta` gets Gemini's text as it is written; resolves with the
+ * checked answer. Rejects with an Error whose message can be shown as is. */
+export const breakdownTaskStream = async (input: BreakdownTaskInput, options: StreamCallOptions = {}): Promise<BreakdownTaskOutput> => {
+  const body = await streamBackend('/api/breakdown-task', input, options);
   if (!fitsBreakdownTaskOutput(body)) {
     throw new Error('The AI service sent an unexpected answer (not the shape breakdownTask expects).');
   }
