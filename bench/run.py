@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/run.py            # the table, written to bench/results/
     .venv/bin/python bench/run.py --chart    # and throughput against concurrency (PNG), same folder
-    .venv/bin/python bench/run.py --quick    # a few seconds: rows 1, 2 and 4, low concurrency, no files
+    .venv/bin/python bench/run.py --quick    # a few seconds: rows 0, 1, 2 and 4, low concurrency, no files
 
-It bakes the template (both SDKs) into a temporary folder, starts the bake's fake Gemini with a
+It bakes the template (both SDKs, spend_guard=no: the guard needs Redis) into a temporary folder, starts the bake's fake Gemini with a
 fixed latency, starts each backend with one uvicorn worker, and drives it with wrk: C connections
 (clients) for a fixed number of requests. Every process it starts is stopped on the way out, also
 on Ctrl-C, SIGTERM, an error or the overall --timeout.
 
 Rows:
+  0. the floor (bench/floor_main.py): a bare FastAPI app making the same Gemini call with httpx and
+     validating the answer. Machines differ several-fold in speed, so row 1's CPU per request is
+     judged against this row's, measured in the same run;
   1. the generated backend, google-genai, one uvicorn worker, direct;
   2. the same with google-generativeai (blocking SDK calls in worker threads);
   3. the stack: Nginx in front of `backend_replicas` replicas (tests/support/namespace_stack.py; needs root);
@@ -52,7 +55,9 @@ HIGH_RATE_LIMITS = {"rate_limit_per_minute": "100000", "global_rate_limit_per_mi
 CHART_CONCURRENCY = (1, 8, 32, 64, 128)
 CLIENT_ADDRESSES = 64  # row 3: wrk's connections come from this many addresses (see spread_clients)
 CHART_ROWS = (1, 3, 4)
+FLOOR_FACTOR = 1.75  # the CPU budget: "<= 3.0 ms" on a machine where the floor is ~1.7 ms
 LABELS = {
+    0: "0. floor: bare FastAPI + httpx, 1 worker",
     1: "1. generated, google-genai, 1 worker",
     2: "2. generated, google-generativeai, 1 worker",
     3: "3. stack: Nginx + {replicas} replicas (google-genai)",
@@ -282,12 +287,17 @@ def measure(target: Target, fake_pid: int, concurrency: int, requests: int, late
 def bake(out: Path, name: str, **answers: str) -> Path:
     from cookiecutter.main import cookiecutter
 
+    # The spend guard needs Redis, which only row 5's stack would run; the benchmark measures the
+    # backend itself, so every bake leaves the guard out.
+    answers = {"spend_guard": "no", **answers}
     folder = out / name
     folder.mkdir(parents=True)
     project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(folder), extra_context=answers))
     for key, value in answers.items():  # cookiecutter ignores unknown keys silently: check they took
         if key == "gemini_sdk" and value not in (project / "requirements.txt").read_text():
             raise RuntimeError(f"bake {name}: {key}={value} did not reach requirements.txt")
+        if key == "spend_guard" and "redis" in (project / "requirements.txt").read_text():
+            raise RuntimeError(f"bake {name}: {key}={value} still brings Redis")
     return project
 
 
@@ -617,7 +627,26 @@ def targets(rows: list[Measurement], latency: float) -> list[tuple[str, str]]:
             verdicts.append((name, "not measured in this run (needs latency 0.2 s and these rows at that C)"))
         else:
             verdicts.append((name, f"{'MET' if ok else 'MISSED'} ({figures})"))
+    # CPU per request hardly depends on the latency: judged at any latency, against the floor at the same C.
+    name = f"row 1 <= {FLOOR_FACTOR}x floor CPU per request"
+    pair = floor_pair(rows)
+    if pair is None:
+        verdicts.append((name, "not measured in this run (needs rows 0 and 1 at the same C)"))
+    else:
+        floor, r1 = pair
+        ok = r1.backend_cpu_ms <= FLOOR_FACTOR * floor.backend_cpu_ms
+        figures = f"{fmt(r1.backend_cpu_ms / floor.backend_cpu_ms, 2)}x at C={floor.concurrency}"
+        verdicts.append((name, f"{'MET' if ok else 'MISSED'} ({figures})"))
     return verdicts
+
+
+def floor_pair(rows: list[Measurement]) -> tuple[Measurement, Measurement] | None:
+    """Row 0 and row 1 at the same concurrency (the run's C), if both ran."""
+    for floor in rows:
+        r1 = next((m for m in rows if m.row == 1 and m.concurrency == floor.concurrency), None)
+        if floor.row == 0 and r1 is not None:
+            return floor, r1
+    return None
 
 
 def machine() -> dict[str, str]:
@@ -687,13 +716,13 @@ def stop_on_signals(seconds: int) -> Iterator[None]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="rows 1, 2, 4; C=8; 200 requests; latency 0.05 s")
+    parser.add_argument("--quick", action="store_true", help="rows 0, 1, 2, 4; C=8; 200 requests; latency 0.05 s")
     parser.add_argument("--chart", action="store_true", help=f"also throughput at C={CHART_CONCURRENCY} (PNG)")
     parser.add_argument("--concurrency", "-c", type=int, help="concurrent clients (default 64; quick 8)")
     parser.add_argument("--requests", "-n", type=int, help="requests per row (default 3000; quick 200)")
     parser.add_argument("--baseline-requests", type=int, help="requests for row 4, which is serial (default 3 x C)")
     parser.add_argument("--latency", type=float, help="the fake Gemini's latency in seconds (default 0.2; quick 0.05)")
-    parser.add_argument("--rows", help="comma-separated rows to run (default 1,2,3,4,5; quick 1,2,4)")
+    parser.add_argument("--rows", help="comma-separated rows to run (default 0,1,2,3,4,5; quick 0,1,2,4)")
     parser.add_argument(
         "--out",
         type=Path,
@@ -705,7 +734,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.requests = args.requests or (200 if args.quick else 3000)
     args.baseline_requests = args.baseline_requests or 3 * args.concurrency
     args.latency = args.latency if args.latency is not None else (0.05 if args.quick else 0.2)
-    args.rows = [int(r) for r in (args.rows or ("1,2,4" if args.quick else "1,2,3,4,5")).split(",")]
+    args.rows = [int(r) for r in (args.rows or ("0,1,2,4" if args.quick else "0,1,2,3,4,5")).split(",")]
     if args.out is None and not args.quick:
         args.out = BENCH / "results"
     return args
@@ -776,6 +805,12 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
 
     targets_by_row: dict[int, Target] = {}
     skipped: dict[str, str] = {}
+    if 0 in wanted:  # the floor runs in the google-genai bake's venv: it has fastapi, pydantic and httpx
+        model = json.loads((ROOT / "cookiecutter.json").read_text())["gemini_model"]
+        floor_env = {"GEMINI_API_KEY": API_KEY, "GEMINI_BASE_URL": fake_url, "GEMINI_MODEL": model}
+        server = Uvicorn(procs, "row0-floor", genai_venv, BENCH, "floor_main:app", floor_env, "/")
+        server.start()
+        targets_by_row[0] = Target(0, LABELS[0], server)
     if 1 in wanted:
         server = Uvicorn(procs, "row1-genai", genai_venv, genai_bake, "main:app", backend_env, "/healthz")
         server.start()
@@ -894,6 +929,13 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
             report.append(
                 f"Row {m.row} at C={m.concurrency}: errors by status {m.statuses}, socket errors {m.socket_errors}."
             )
+    pair = floor_pair(rows)
+    if pair is not None:
+        floor, r1 = pair
+        report.append(
+            f"Row 1 CPU / floor CPU at C={floor.concurrency}: {fmt(r1.backend_cpu_ms / floor.backend_cpu_ms, 2)}x "
+            f"({fmt(r1.backend_cpu_ms, 2)} / {fmt(floor.backend_cpu_ms, 2)} ms per request; budget {FLOOR_FACTOR}x)."
+        )
     info = machine()
     report.append(
         f"Machine: {info['nproc']} CPUs, {info['cpu']}; runner Python {info['runner_python']}, "

@@ -1,7 +1,7 @@
 """The benchmark (bench/run.py) in its quick mode: it runs end to end and reports sound figures.
 
-It bakes the template, starts the fake Gemini and three real uvicorn backends (google-genai,
-google-generativeai, the guide's design) and loads them with wrk. Nothing here depends on
+It bakes the template, starts the fake Gemini and four real uvicorn backends (the bare floor,
+google-genai, google-generativeai, the guide's design) and loads them with wrk. Nothing here depends on
 timing: the figures are checked for being there, numeric and error-free, never for being fast.
 """
 
@@ -20,7 +20,12 @@ from support.namespace_stack import stack_unavailable
 
 pytestmark = pytest.mark.bench
 
-QUICK_ROWS = {1: "1. generated, google-genai", 2: "2. generated, google-generativeai", 4: "4. guide's design"}
+QUICK_ROWS = {
+    0: "0. floor: bare FastAPI + httpx",
+    1: "1. generated, google-genai",
+    2: "2. generated, google-generativeai",
+    4: "4. guide's design",
+}
 COLUMNS = 14  # row, C, requests, req/s, ideal, % of ideal, p50, p95, p99, added p50, 3 x CPU, errors
 
 
@@ -42,6 +47,7 @@ def test_quick_benchmark_prints_a_table_with_every_row_and_no_errors(tmp_path: P
             assert re.fullmatch(r"-?\d+(\.\d+)?%?", cell), f"row {row}: {cell!r} is not a figure in {line}"
         assert cells[-1] == "0", f"row {row} had errors: {line}\n{result.stdout}"
     assert "Targets (measured, not asserted):" in result.stdout
+    assert "Row 1 CPU / floor CPU at C=8: " in result.stdout, result.stdout  # printed, never judged here
 
     # The same figures as JSON: every row answered every request it was asked for, without an error.
     results = json.loads((tmp_path / "results.json").read_text())
