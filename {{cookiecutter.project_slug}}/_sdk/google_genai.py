@@ -132,24 +132,15 @@ class GeminiClient:
 
 
 def _answer_text(response: types.GenerateContentResponse) -> str:
-    if response.prompt_feedback and response.prompt_feedback.block_reason:
-        raise unusable_answer(f"blocked: {response.prompt_feedback.block_reason}")
-    if not response.candidates:
-        raise unusable_answer("no candidates")
-    candidate = response.candidates[0]
-    if candidate.finish_reason not in (None, types.FinishReason.STOP):
-        raise unusable_answer(f"finish reason {candidate.finish_reason}")
-    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    # Thinking models may add parts marked `thought` (a summary of their thinking): not the answer.
-    text = "".join(part.text for part in parts if part.text and not part.thought)
+    text, _ = _piece(response)  # a whole answer is checked as its last chunk is
     if not text:
         raise unusable_answer("empty text")
     return text
 
 
 def _piece(chunk: types.GenerateContentResponse) -> tuple[str, bool]:
-    """One streamed chunk's text and whether it is the last; raises UpstreamError when Gemini stopped for another
-    reason than the answer being complete (blocked, cut at the token limit)."""
+    """One streamed chunk's (or a whole answer's) text and whether it is the last; raises UpstreamError when
+    Gemini stopped for another reason than the answer being complete (blocked, cut at the token limit)."""
     if chunk.prompt_feedback and chunk.prompt_feedback.block_reason:
         raise unusable_answer(f"blocked: {chunk.prompt_feedback.block_reason}")
     if not chunk.candidates:
@@ -158,7 +149,7 @@ def _piece(chunk: types.GenerateContentResponse) -> tuple[str, bool]:
     if candidate.finish_reason not in (None, types.FinishReason.STOP):
         raise unusable_answer(f"finish reason {candidate.finish_reason}")
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    # Thought summaries are not the answer: they never reach the client.
+    # Thinking models may add parts marked `thought` (a summary of their thinking): not the answer.
     return "".join(part.text for part in parts if part.text and not part.thought), candidate.finish_reason is not None
 
 

@@ -113,17 +113,22 @@ def test_a_broken_file_stops_start_up_with_one_line(fake: FakeGemini, tmp_path: 
     assert line == f"Prompt error: prompts/{file}: " + line.split(": ", 2)[2] and words in line
 
 
-def test_doctor_reports_a_broken_file(fake: FakeGemini, tmp_path: Path) -> None:
-    files, max_chars, file, words = BROKEN["unknown-config-key"]
-    env = server_env(fake, PROMPTS_DIR=str(write(tmp_path, files)))
-    result = subprocess.run(
+def doctor(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python doctor.py`, run from `folder` with only `env` (and PATH) set."""
+    return subprocess.run(
         [sys.executable, str(PROJECT / "doctor.py")],
-        cwd=tmp_path,
+        cwd=folder,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_doctor_reports_a_broken_file(fake: FakeGemini, tmp_path: Path) -> None:
+    files, max_chars, file, words = BROKEN["unknown-config-key"]
+    env = server_env(fake, PROMPTS_DIR=str(write(tmp_path, files)))
+    result = doctor(tmp_path, env)
     assert result.returncode == 1
     assert f"FAIL  prompts: prompts/{file}: {words}" in result.stdout
 
@@ -131,14 +136,7 @@ def test_doctor_reports_a_broken_file(fake: FakeGemini, tmp_path: Path) -> None:
 def test_doctor_checks_each_prompts_own_model(fake: FakeGemini, tmp_path: Path) -> None:
     files = {"ask.prompt": f"---\nmodel: googleai/{RETIRED_MODEL}\n" + GOOD.removeprefix("---\n")}
     env = server_env(fake, PROMPTS_DIR=str(write(tmp_path, files)))
-    result = subprocess.run(
-        [sys.executable, str(PROJECT / "doctor.py")],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = doctor(tmp_path, env)
     assert result.returncode == 1
     assert f"FAIL  prompts: prompts/ask.prompt: model {RETIRED_MODEL} is not served or cannot generate" in result.stdout
 {% endraw -%}
