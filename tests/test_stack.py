@@ -13,6 +13,7 @@ import ipaddress
 import json
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -348,6 +349,59 @@ def test_limits_ids_and_addresses_end_to_end(bake: Any, tmp_path: Path, namespac
     result = run(bake, tmp_path, "scenario_limits", answers, replicas=3, timeout=240)
 
     check_limits(result)
+
+
+# A second prompt file, as a user adds one (the generated README's "Add your own endpoint"): text output.
+SECOND_PROMPT = """---
+description: Summarize a text in one sentence.
+input:
+  schema:
+    text: string, the text to summarize
+output:
+  format: text
+---
+{{role "system"}}
+Summarize the user's text in one sentence.
+{{role "user"}}
+{{text}}
+"""
+
+
+@pytest.mark.root
+def test_a_second_prompt_endpoint_through_nginx(bake: Any, tmp_path: Path, namespace_stack: None) -> None:
+    """Every prompt file is an endpoint behind the same Nginx rules: the new one answers through the stack, is
+    spread over the replicas like the seed's, logged by Nginx with its request id, and Nginx's 413 applies."""
+    project = tmp_path / "project"
+    shutil.copytree(bake(), project)
+    (project / "prompts" / "summarize.prompt").write_text(SECOND_PROMPT)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_scenario(
+        "test_stack:scenario_second_prompt", project=project, venv=project_venv(project, "3.12"), workdir=work,
+        replicas=2, timeout=180,
+    )  # fmt: skip
+    assert result["summarize"] == [[200, {"text": "A plain text answer."}]] * 4
+    assert result["seed"][0] == 200 and 2 <= len(result["seed"][1]) <= 5
+    assert len(set(result["upstreams"])) == 2, "the new endpoint's requests were spread over both replicas"
+    assert result["too_big"] == 413
+
+
+def scenario_second_prompt(stack: NamespaceStack, args: Any) -> dict[str, Any]:
+    client = stack.client()
+    summaries, ids = [], []
+    for i in range(4):
+        response = client.post("/api/summarize", json={"text": f"Text {i}"})
+        summaries.append([response.status_code, response.json()])
+        ids.append(response.headers["X-Request-ID"])  # Nginx's id, in its access log and the replica's line
+    seed = client.post("/api/breakdown-task", json={"title": "Plan a trip"})
+    too_big = client.post("/api/summarize", json={"text": "x" * 20_000}).status_code
+    entries = stack.access_entries(ids)
+    return {
+        "summarize": summaries,
+        "seed": [seed.status_code, seed.json()],
+        "upstreams": [entries[request_id]["upstream_addr"] for request_id in ids],
+        "too_big": too_big,
+    }
 
 
 @pytest.mark.root
