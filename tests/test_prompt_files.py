@@ -116,6 +116,7 @@ def test_generated_client_compiles_strict(bake: Callable[..., Path], tmp_path: P
     for declaration in (
         "export const classifyTicket = async (input: ClassifyTicketInput): Promise<ClassifyTicketOutput>",
         "export const summarize = async (input: SummarizeInput): Promise<string>",
+        "export const summarizeStream = async (input: SummarizeInput, options: StreamCallOptions = {}): Promise<string>",
         '  category: "billing" | "bug" | "question";',
         "export const breakDownTaskWithAI = async (",
     ):
@@ -123,20 +124,21 @@ def test_generated_client_compiles_strict(bake: Callable[..., Path], tmp_path: P
     app = tmp_path / "app"
     (app / "services").mkdir(parents=True)
     shutil.copy(FIXTURE / "types.ts", app / "types.ts")
-    shutil.copy(project / "frontend" / "services" / "geminiService.ts", app / "services")
+    for name in ("geminiService.ts", "stream.ts"):  # the service imports the stream reader
+        shutil.copy(project / "frontend" / "services" / name, app / "services")
     shutil.copy(project / "frontend" / "vite-env.d.ts", app)
     (app / "use.ts").write_text(
         "import { classifyTicket, summarize } from './services/geminiService';\n"
         "export const level = async (): Promise<number> => (await classifyTicket({ subject: 'x' })).urgency.level;\n"
         "export const text = async (): Promise<string> => summarize({ text: 'y' });\n"
     )
-    result = tsc(app, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "use.ts")
+    result = tsc(app, "types.ts", "services/geminiService.ts", "services/stream.ts", "vite-env.d.ts", "use.ts")
     assert result.returncode == 0, result.stdout + result.stderr
     (app / "wrong.ts").write_text(
         "import { classifyTicket } from './services/geminiService';\n"
         "export const bad = () => classifyTicket({ subject: 'x', priority: 1 });\n"
     )
-    wrong = tsc(app, "types.ts", "services/geminiService.ts", "vite-env.d.ts", "wrong.ts")
+    wrong = tsc(app, "types.ts", "services/geminiService.ts", "services/stream.ts", "vite-env.d.ts", "wrong.ts")
     assert wrong.returncode != 0 and "priority" in wrong.stdout  # the input type is exact
 
 
@@ -166,7 +168,8 @@ def test_generated_functions_work_in_chromium(bake: Callable[..., Path], tmp_pat
     (app / "services").mkdir(parents=True)
     site.mkdir()
     shutil.copy(FIXTURE / "types.ts", app / "types.ts")
-    shutil.copy(project / "frontend" / "services" / "geminiService.ts", app / "services")
+    for name in ("geminiService.ts", "stream.ts"):  # the service imports the stream reader
+        shutil.copy(project / "frontend" / "services" / name, app / "services")
     (app / "e2e-entry.ts").write_text(PAGE)
     server = serve(site, free_port())
     origin = f"http://127.0.0.1:{server.server_address[1]}"
