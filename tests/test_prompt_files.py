@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.helpers import free_port, project_venv, stop_process, wait_for_http
+from support.helpers import SPEND_GUARD_OFF, free_port, project_venv, stop_process, wait_for_http
 from test_frontend import FIXTURE, Browser, build_page, load_fake_gemini, node_tools, serve, tsc  # noqa: F401
 
 CLASSIFY = """---
@@ -178,6 +178,7 @@ def test_generated_functions_work_in_chromium(bake: Callable[..., Path], tmp_pat
     fake = load_fake_gemini(project).FakeGemini(host="127.0.0.1", port=0).start()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GEMINI_", "ALLOWED_ORIGINS"))}
     env |= {"GEMINI_API_KEY": "server-side-test-key", "GEMINI_BASE_URL": fake.base_url, "ALLOWED_ORIGINS": origin}
+    env |= SPEND_GUARD_OFF  # no Redis here: the spend guard has its own tests
     command = [str(venv / "bin" / "python"), "-m", "uvicorn", "main:app", "--port", str(backend_port)]
     backend = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     browser = None
