@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import httpx
+import launcher
 import pytest
 {%- if cookiecutter.caller_check != "none" %}
 from caller_keys import session_caller
@@ -48,6 +48,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-7f3a9c1e5b-never-leak"
 # Short, so the timeout tests are quick; the deadline logic is the same at 30 s.
 TIMEOUT_SECONDS = 2.0
+# Shorter still for the tests that wait for the deadline to pass (short_client): room for one quick answer.
+SHORT_TIMEOUT_SECONDS = 1.0
 MODEL = Settings.model_fields["gemini_model"].default
 RETIRED_MODEL = "gemini-1.5-flash"  # shut down in 2025: Gemini answers 404 NOT_FOUND for it
 EMBEDDING_MODEL = "gemini-embedding-001"  # served, but cannot generateContent
@@ -56,11 +58,21 @@ EMBEDDING_MODEL = "gemini-embedding-001"  # served, but cannot generateContent
 @dataclass
 class Server:
     url: str
-    process: subprocess.Popen[bytes]
+    process: BaseProcess
     log_path: Path
+    answered: list[str] = field(default_factory=list)  # the request ids of the answers the tests received
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def client(self) -> httpx.Client:
+        """A client for this server whose every answer is noted, so log_lines() can wait for its log line."""
+        return httpx.Client(base_url=self.url, timeout=30, headers=PROOF, event_hooks={"response": [self.note]})
+
+    def note(self, response: httpx.Response) -> None:
+        """Note an answer of this server: log_lines() waits until its request's line is written."""
+        if "x-request-id" in response.headers:
+            self.answered.append(response.headers["x-request-id"])
 
 
 def free_port() -> int:
@@ -70,29 +82,28 @@ def free_port() -> int:
 
 
 def start_server(tmp_dir: Path, env: dict[str, str], app: str = "main:app") -> Server:
-    """Run `uvicorn main:app` as the Dockerfile does (or another `app` in tmp_dir), and wait until it answers."""
+    """Run `uvicorn main:app` (or another `app` in tmp_dir) through the launcher, and wait until it answers."""
     port = free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
     prefixes = ("GEMINI_", "ALLOWED_", "APP_CHECK_", "OIDC_"{% if cookiecutter.spend_guard == "yes" %}, "SPEND_", "REDIS_"{% endif %})
     full_env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     full_env.update(env)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
+    process = launcher.start(
+        ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_dir,  # no .env there: the tests set everything through the environment
         env={**full_env, "PYTHONPATH": str(PROJECT)},
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
+        stdout=log_path,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.exitcode is not None:
             raise RuntimeError(f"uvicorn exited early:\n{log_path.read_text()}")
         try:
             httpx.get(f"{url}/healthz", timeout=1)
             return Server(url, process, log_path)
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.02)
     process.kill()
     raise TimeoutError(f"uvicorn did not start:\n{log_path.read_text()}")
 
@@ -111,18 +122,26 @@ def server_env(fake: FakeGemini, **settings: str) -> dict[str, str]:
     }
 
 
-def log_lines(server: Server) -> list[dict[str, Any]]:
-    """The server's JSON log lines so far (the request line is written just after the response)."""
-    time.sleep(0.2)
-    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+def log_lines(server: Server, *request_ids: str) -> list[dict[str, Any]]:
+    """The server's JSON log lines, once the request line of every answer noted (Server.note) and of each of
+    `request_ids` is written: uvicorn writes it just after sending the answer."""
+    waited = {*server.answered, *request_ids}
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        logged = {line.get("request_id") for line in lines if line.get("message") == "request"}
+        if waited <= logged or time.monotonic() > deadline or server.process.exitcode is not None:
+            server.answered.clear()  # all written: the next call need not look for them again
+            return lines
+        time.sleep(0.01)
 
 
 def stop_server(server: Server) -> None:
     server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+    server.process.join(timeout=10)
+    if server.process.exitcode is None:
         server.process.kill()
+        server.process.join()
 
 
 @pytest.fixture(scope="session")
@@ -141,5 +160,22 @@ def server(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture
 def client(server: Server, fake: FakeGemini) -> Iterator[httpx.Client]:
     fake.reset()  # each test starts with no queued faults and no recorded requests
-    with httpx.Client(base_url=server.url, timeout=30, headers=PROOF) as http:
+    with server.client() as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def short_deadline_server(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = server_env(fake, GEMINI_TIMEOUT_SECONDS=str(SHORT_TIMEOUT_SECONDS))
+    running = start_server(tmp_path_factory.mktemp("short-deadline"), env)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def short_client(short_deadline_server: Server, fake: FakeGemini) -> Iterator[httpx.Client]:
+    """A client of a server whose deadline is SHORT_TIMEOUT_SECONDS, for the tests that wait for it to pass."""
+    fake.reset()
+    with short_deadline_server.client() as http:
+        yield http
+    fake.release()  # the held call the test left behind ends now, not seconds into the next test

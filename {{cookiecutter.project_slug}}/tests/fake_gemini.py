@@ -15,7 +15,9 @@ items (the seed prompt), else with a value that fits the schema sent, or with te
 stream sends the same answer in `chunks` pieces `chunk_delay` seconds apart, each piece a full response, usage
 complete only in the last; as server-sent events with `?alt=sse` (google-genai) or as one JSON array
 (google-generativeai's REST transport). `FakeGemini.streams` records when each piece was sent and whether
-the client left early. Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2`
+the client left early. A `slow` answer and the pauses between pieces end early once a test calls
+`FakeGemini.release()`: a test that holds calls open lets them go as soon as it has seen what it waits for,
+instead of sleeping for a guessed time. Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2`
 (benchmarks, the Nginx stack tests); `POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests
 there.
 """
@@ -145,6 +147,8 @@ class FakeGemini:
     model_gets: int = 0  # models `get` calls answered (they are not in `count`, which counts generateContent)
     requests: list[Seen] = field(default_factory=list)
     record: bool = True  # benchmarks turn this off to keep memory flat
+    # Set by release(): every `slow` wait and pause between stream pieces ends at once, until reset().
+    released: threading.Event = field(default_factory=threading.Event)
     stream_chunks: int = 3  # pieces per stream, unless a fault says otherwise
     chunk_delay: float = 0.0  # seconds between pieces, unless a fault says otherwise
     streams: deque[StreamSeen] = field(default_factory=lambda: deque(maxlen=1000))  # the latest streams
@@ -191,6 +195,11 @@ class FakeGemini:
             self.mode = None
             self.usage = dict(DEFAULT_USAGE)
             self.streams.clear()
+            self.released.clear()
+
+    def release(self) -> None:
+        """Let every held call go now: `slow` answers and the pauses between stream pieces end at once."""
+        self.released.set()
 
     def start(self) -> FakeGemini:
         self._thread.start()
@@ -331,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "rerouted":
             kind, model = "ok", fault.model_version
         if kind == "slow":
-            time.sleep(fault.delay)
+            self.server_fake.released.wait(fault.delay)
             kind = "ok"
         if kind == "ok":
             text = _default_answer(body) if fault.items is None else json.dumps(fault.items)
@@ -385,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         """One streamed answer: the whole answer's text cut into pieces, each sent as a full response."""
         fake = self.server_fake
         if fault.kind == "slow":
-            time.sleep(fault.delay)
+            self.server_fake.released.wait(fault.delay)
         whole = self._whole_answer(fault, body)
         usage = dict(fake.usage)
         count = fault.chunks if fault.chunks is not None else fake.stream_chunks
@@ -446,8 +455,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Sleep, but notice at once when the client closes the connection (False): proof that a caller
         that gave up also stopped the call."""
         end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            readable, _, _ = select.select([self.connection], [], [], left)
+        while (left := end - time.monotonic()) > 0 and not self.server_fake.released.is_set():
+            # In slices, so that release() is noticed within 20 ms.
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.02))
             if readable:
                 try:
                     if not self.connection.recv(1, 0x2):  # MSG_PEEK: nothing to read, the peer closed

@@ -17,6 +17,7 @@ from conftest import (
     PROJECT,
     PROOF,
     RETIRED_MODEL,
+    SHORT_TIMEOUT_SECONDS,
     TIMEOUT_SECONDS,
     Server,
     free_port,
@@ -201,18 +202,20 @@ def test_transient_failures_are_retried(
     assert fake.count == calls
 
 
-def test_slow_gemini_gets_504_at_the_deadline(client: httpx.Client, fake: FakeGemini) -> None:
-    fake.push(Fault("slow", delay=TIMEOUT_SECONDS + 3))
+@pytest.mark.slow
+def test_slow_gemini_gets_504_at_the_deadline(short_client: httpx.Client, fake: FakeGemini) -> None:
+    fake.push(Fault("slow", delay=SHORT_TIMEOUT_SECONDS + 3))
     started = time.monotonic()
-    response = post(client, TASK)
+    response = post(short_client, TASK)
     assert response.status_code == 504
     assert "in time" in response.json()["detail"]
     # Bounded by the deadline, not by Gemini: a generous margin, this is not a speed test.
-    assert time.monotonic() - started < TIMEOUT_SECONDS + 2.5
+    assert time.monotonic() - started < SHORT_TIMEOUT_SECONDS + 2.5
     assert fake.count == 1
     assert_safe(response, fake)
 
 
+@pytest.mark.slow
 def test_unreachable_gemini_gets_502(tmp_path_factory: pytest.TempPathFactory, fake: FakeGemini) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     server = start_server(
@@ -229,6 +232,7 @@ def test_unreachable_gemini_gets_502(tmp_path_factory: pytest.TempPathFactory, f
     assert API_KEY not in server.log()
 
 
+@pytest.mark.slow
 def test_retired_model_gets_502_and_an_error_log_naming_the_setting(
     tmp_path_factory: pytest.TempPathFactory, fake: FakeGemini
 ) -> None:
@@ -248,7 +252,7 @@ def test_retired_model_gets_502_and_an_error_log_naming_the_setting(
 
 
 def test_health_check_answers_while_gemini_is_thinking(client: httpx.Client, fake: FakeGemini) -> None:
-    fake.push(*[Fault("slow", delay=1.5)] * 4)
+    fake.push(*[Fault("slow", delay=TIMEOUT_SECONDS + 3)] * 4)  # held until released below
     results: list[int] = []
     slow_calls = [threading.Thread(target=lambda: results.append(post(client, TASK).status_code)) for _ in range(4)]
     for thread in slow_calls:
@@ -257,6 +261,7 @@ def test_health_check_answers_while_gemini_is_thinking(client: httpx.Client, fak
         time.sleep(0.01)
     assert client.get("/healthz").status_code == 200
     assert not results  # the health check came back while all four Gemini calls were still running
+    fake.release()
     for thread in slow_calls:
         thread.join()
     assert results == [200] * 4
@@ -309,6 +314,7 @@ def test_request_ids_are_plain_ascii(client: httpx.Client) -> None:
         assert client.get("/healthz", headers={"X-Request-ID": plain}).headers["x-request-id"] == plain
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_is_a_plain_500_logged_with_the_request_id(
     tmp_path_factory: pytest.TempPathFactory, fake: FakeGemini
 ) -> None:
@@ -334,8 +340,7 @@ def test_request_id_is_echoed_and_logged(client: httpx.Client, server: Server) -
     assert response.headers["x-request-id"] == "req-4242-abc"
     spoofed = client.get("/healthz", headers={"X-Request-ID": 'x" "forged": "1'})
     assert spoofed.headers["x-request-id"] != 'x" "forged": "1'  # only plain ids are taken
-    time.sleep(0.2)  # the log line is written after the response is sent
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    lines = log_lines(server)
     logged = [line for line in lines if line.get("request_id") == "req-4242-abc"]
     assert logged and logged[-1]["path"] == "/healthz" and logged[-1]["status"] == 200
 
@@ -347,12 +352,7 @@ def test_log_line_says_how_the_gemini_call_went(client: httpx.Client, fake: Fake
     assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "key-refused"}).status_code == 502
     fake.push(Fault("ok", items=[ITEM]))
     assert client.post("/api/breakdown-task", json=TASK, headers={"X-Request-ID": "one-item"}).status_code == 502
-    time.sleep(0.2)
-    lines = {
-        line["request_id"]: line
-        for line in map(json.loads, filter(lambda text: text.startswith("{"), server.log().splitlines()))
-        if line.get("message") == "request"
-    }
+    lines = {line["request_id"]: line for line in log_lines(server) if line.get("message") == "request"}
     assert lines["retried-once"]["gemini_attempts"] == 2 and lines["retried-once"]["gemini_outcome"] == "ok"
     assert lines["key-refused"]["gemini_attempts"] == 1 and lines["key-refused"]["gemini_outcome"] == 502
     assert lines["one-item"]["gemini_outcome"] == 502  # Gemini answered, but not with 2 to 5 sub-tasks
@@ -363,13 +363,14 @@ def test_key_and_task_text_never_reach_the_log(client: httpx.Client, fake: FakeG
     post(client, {"title": "secret-project-codename"})
     post(client, {"title": "secret-project-codename"})
     post(client, {"title": "secret-project-codename"})
-    time.sleep(0.2)
+    log_lines(server)  # all three requests' lines written
     log = server.log()
     assert API_KEY not in log
     assert "secret-project-codename" not in log
     assert '"status": 502' in log  # the failures were logged, with their cause
 
 
+@pytest.mark.slow
 def test_missing_key_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "uvicorn", "main:app", "--port", "0"],

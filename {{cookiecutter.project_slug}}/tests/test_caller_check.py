@@ -46,7 +46,9 @@ class Caller:
     def post(self, headers: dict[str, str], token: str | None = None) -> httpx.Response:
         if token is not None:
             self.sent.append(token)
-        return httpx.post(f"{self.server.url}{API}", json=TASK, headers=headers, timeout=30)
+        response = httpx.post(f"{self.server.url}{API}", json=TASK, headers=headers, timeout=30)
+        self.server.note(response)  # assert_nothing_of_the_tokens_logged() waits for its log line
+        return response
 
     def post_token(self, token: str) -> httpx.Response:
         return self.post(proof(token), token)
@@ -58,6 +60,8 @@ class Caller:
             response = httpx.post(f"{self.server.url}{API}", json=TASK, headers=proof(token), timeout=15)
         except httpx.TimeoutException:
             return None, time.monotonic() - started
+        self.sent.append(token)
+        self.server.note(response)
         return response.status_code, time.monotonic() - started
 
     def tries(self) -> int:
@@ -65,7 +69,7 @@ class Caller:
         return self.jwks.fetches + self.jwks.discoveries
 
     def assert_nothing_of_the_tokens_logged(self) -> None:
-        time.sleep(0.2)  # the request's log line is written just after its answer
+        log_lines(self.server)  # every answer's log line written
         log = self.server.log()
         for token in self.sent:
             for part in token.split("."):
@@ -198,6 +202,7 @@ def test_an_unknown_kid_refetches_at_most_once_then_401(caller: Caller, fake: Fa
     assert fake.count == 0
 
 
+@pytest.mark.slow
 def test_a_burst_of_random_kids_causes_a_handful_of_fetches(caller: Caller, fake: FakeGemini) -> None:
     fake.reset()
     key = SigningKey()  # one key signs them all (2048-bit keys are slow to make), each under a random kid
@@ -223,6 +228,7 @@ def test_keys_in_the_cache_outlive_a_jwks_outage(caller: Caller, fake: FakeGemin
         caller.jwks.down = False
 
 
+@pytest.mark.slow
 def test_no_keys_at_all_is_503_with_retry_after(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh(jwks_down=True)
     fake.reset()
@@ -238,6 +244,7 @@ def test_no_keys_at_all_is_503_with_retry_after(fresh: Callable[..., Caller], fa
     caller.assert_nothing_of_the_tokens_logged()
 
 
+@pytest.mark.slow
 def test_a_slow_jwks_gets_every_waiting_caller_a_quick_503(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh()
     caller.jwks.delay = 30  # the issuer answers, but far too late
@@ -251,6 +258,7 @@ def test_a_slow_jwks_gets_every_waiting_caller_a_quick_503(fresh: Callable[..., 
     assert fake.count == 0
 
 
+@pytest.mark.slow
 def test_a_trickling_jwks_cannot_hold_requests(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh()
     caller.jwks.trickle = 0.5  # one byte every half second: each read succeeds, the whole never arrives
@@ -285,6 +293,7 @@ def test_keys_due_for_a_refetch_are_used_while_it_runs(monkeypatch: pytest.Monke
         assert asyncio.run(scenario()) < 0.5
 
 
+@pytest.mark.slow
 def test_a_rotated_key_is_picked_up(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh()
     assert caller.post_token(caller.key.sign(caller.claims())).status_code == 200
@@ -323,6 +332,7 @@ def test_cors_admits_the_proof_header_from_allowed_origins_only(caller: Caller) 
 {%- if cookiecutter.caller_check == "firebase_app_check" %}
 
 
+@pytest.mark.slow
 def test_app_ids_limit_which_apps_may_call(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh(APP_CHECK_APP_IDS="1:111:web:other, 1:222:web:another")
     fake.reset()
@@ -346,6 +356,7 @@ def test_the_log_holds_a_hash_of_the_user_never_the_user(caller: Caller) -> None
     assert user not in caller.server.log()
 
 
+@pytest.mark.slow
 def test_a_configured_jwks_url_skips_discovery(fresh: Callable[..., Caller]) -> None:
     key = SigningKey()
     with JwksServer(key) as elsewhere:
@@ -354,6 +365,7 @@ def test_a_configured_jwks_url_skips_discovery(fresh: Callable[..., Caller]) -> 
         assert elsewhere.fetches == 1 and caller.jwks.discoveries == 0
 
 
+@pytest.mark.slow
 def test_a_discovered_jwks_url_must_be_https_too(fresh: Callable[..., Caller], fake: FakeGemini) -> None:
     caller = fresh()
     fake.reset()
@@ -366,6 +378,7 @@ def test_a_discovered_jwks_url_must_be_https_too(fresh: Callable[..., Caller], f
     assert fake.count == 0
 
 
+@pytest.mark.slow
 def test_an_issuer_ending_in_a_slash_is_compared_as_configured(fresh: Callable[..., Caller]) -> None:
     auth0_style = "https://tenant.auth0.com/"
     assert Settings(gemini_api_key="k", oidc_issuer=auth0_style).oidc_issuer == auth0_style  # kept as configured

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import launcher
 import pytest
 from conftest import API_KEY, EMBEDDING_MODEL, PROJECT, RETIRED_MODEL, free_port, server_env
 from fake_gemini import FakeGemini, Fault
@@ -19,19 +20,33 @@ def doctor(fake: FakeGemini, tmp_path: Path):
     fake.reset()
 
     def run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, str(PROJECT / "doctor.py"), *args],
+        result = launcher.run(
+            [str(PROJECT / "doctor.py"), *args],
             cwd=tmp_path,  # no .env there: everything comes from the environment
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **server_env(fake, **settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
         )
         output = result.stdout + result.stderr
         assert API_KEY not in output and WRONG_KEY not in output
         return result
 
     return run
+
+
+@pytest.mark.slow
+def test_the_command_itself(fake: FakeGemini, tmp_path: Path) -> None:
+    """The other tests run doctor.py through the launcher (tests/launcher.py); this one in a new Python, as typed."""
+    fake.reset()
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "doctor.py")],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **server_env(fake)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verdicts(result) == ["ok"] * 5 and API_KEY not in result.stdout + result.stderr
+    assert fake.model_gets == 1 and fake.count == 0
 
 
 def verdicts(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -5,7 +5,6 @@ is sent, the thinking levels each model refuses (model_capabilities.py), and rec
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def test_a_spent_quota_is_not_retried_and_tells_the_operator(
     todo: str,
     kind: str,
 ) -> None:
-    before = scrape(client)
+    before = scrape(server)
     fake.push(fault, fault, fault)
     request_id = f"quota-{kind.replace('_', '-')}"  # request ids are letters, digits and '-'
     response = post(client, request_id)
@@ -74,15 +73,15 @@ def test_a_spent_quota_is_not_retried_and_tells_the_operator(
         assert retry_after is None
     (error,) = [line for line in lines_of(server, request_id) if line["level"] == "ERROR"]
     assert todo in error["message"]
-    assert moved(before, scrape(client), "gemini_quota_refusals_total", kind=kind) == 1
+    assert moved(before, scrape(server), "gemini_quota_refusals_total", kind=kind) == 1
 
 
-def test_a_busy_minute_is_still_retried(client: httpx.Client, fake: FakeGemini) -> None:
-    before = scrape(client)
+def test_a_busy_minute_is_still_retried(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
+    before = scrape(server)
     fake.push(Fault("error", 429, retry_after=0.2))
     assert post(client, "busy-minute").status_code == 200
     assert fake.count == 2
-    assert moved(before, scrape(client), "gemini_quota_refusals_total", kind="per_minute") == 1
+    assert moved(before, scrape(server), "gemini_quota_refusals_total", kind="per_minute") == 1
 
 
 def test_401_is_a_key_problem(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
@@ -132,7 +131,7 @@ def test_model_version_is_logged_and_a_reroute_warned_once(
     assert post(client, "as-asked").status_code == 200
     (line,) = [line for line in lines_of(server, "as-asked") if line.get("message") == "request"]
     assert line["gemini_model_version"] == MODEL
-    before = scrape(client)
+    before = scrape(server)
     fake.push(Fault("rerouted", model_version="gemini-9.9-flash"), Fault("rerouted", model_version="gemini-9.9-flash"))
     assert post(client, "rerouted-1").status_code == 200  # still served
     assert post(client, "rerouted-2").status_code == 200
@@ -143,7 +142,7 @@ def test_model_version_is_logged_and_a_reroute_warned_once(
     ]
     assert len(warnings) == 1 and warnings[0]["gemini_model"] == MODEL
     labels = {"prompt": "breakdown-task", "model_version": "gemini-9.9-flash"}
-    assert moved(before, scrape(client), "gemini_answers_by_model_total", **labels) == 2
+    assert moved(before, scrape(server), "gemini_answers_by_model_total", **labels) == 2
 
 
 def keywords(node: Any) -> set[str]:
@@ -223,6 +222,7 @@ def test_the_fake_refuses_what_gemini_refuses(fake: FakeGemini, thinking: dict[s
     assert words in response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_a_refused_thinking_level_stops_start_up_naming_both_settings(fake: FakeGemini, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as failed:
         start_server(tmp_path, server_env(fake, GEMINI_MODEL="gemini-3.8-flash", GEMINI_THINKING_LEVEL="minimal"))
@@ -231,12 +231,10 @@ def test_a_refused_thinking_level_stops_start_up_naming_both_settings(fake: Fake
     assert "low, medium, high" in line
 
 
+@pytest.mark.slow
 def test_an_unknown_model_starts_with_one_warning(fake: FakeGemini, tmp_path: Path) -> None:
     server = start_server(tmp_path, server_env(fake, GEMINI_MODEL="gemini-9.9-flash", GEMINI_THINKING_LEVEL="low"))
-    try:
-        time.sleep(0.2)
-    finally:
-        stop_server(server)
+    stop_server(server)  # the warning is written while main.py is imported, before the server answers
     warnings = [line for line in log_lines(server) if "model_capabilities" in line.get("message", "")]
     assert [line["level"] for line in warnings] == ["WARNING"]
     assert warnings[0]["gemini_model"] == "gemini-9.9-flash"

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+import launcher
 import pytest
 from conftest import PROJECT, RETIRED_MODEL, server_env
 from fake_gemini import FakeGemini
@@ -99,13 +99,10 @@ def test_each_broken_file_is_named_with_its_problem(
 def test_a_broken_file_stops_start_up_with_one_line(fake: FakeGemini, tmp_path: Path, case: str) -> None:
     files, max_chars, file, words = BROKEN[case]
     env = server_env(fake, PROMPTS_DIR=str(write(tmp_path, files)), PROMPT_INPUT_MAX_CHARS=str(max_chars))
-    result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "main:app", "--port", "0"],
+    result = launcher.run(
+        ["-m", "uvicorn", "main:app", "--port", "0"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -115,13 +112,8 @@ def test_a_broken_file_stops_start_up_with_one_line(fake: FakeGemini, tmp_path: 
 
 def doctor(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`python doctor.py`, run from `folder` with only `env` (and PATH) set."""
-    return subprocess.run(
-        [sys.executable, str(PROJECT / "doctor.py")],
-        cwd=folder,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return launcher.run(
+        [str(PROJECT / "doctor.py")], cwd=folder, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **env}
     )
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import launcher
 import pytest
 from conftest import PROJECT, Server, log_lines, server_env, start_server, stop_server
 from fake_gemini import DEFAULT_USAGE, FakeGemini
@@ -27,6 +27,7 @@ if REDIS_SERVER is None:
 from caller_keys import JwksServer, SigningKey, proof, server_settings, valid_claims  # noqa: E402
 {%- endif %}
 
+pytestmark = pytest.mark.slow  # a redis-server and backends of their own in every test
 TASK = {"title": "Write the quarterly report"}
 PER_REQUEST = DEFAULT_USAGE["totalTokenCount"]  # what the fake Gemini says each answer cost: 121 tokens
 BUDGET = 3 * PER_REQUEST - 1  # three requests fit below it, the fourth finds it spent
@@ -226,9 +227,7 @@ def test_redis_down_allow_passes_with_a_warning_then_counts_again(
 def doctor(redis_url: str, fake: FakeGemini, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT), **server_env(fake, **CALLER_SETTINGS)}
     env |= {"REDIS_URL": redis_url, "SPEND_TOKENS_PER_DAY": "5000"}
-    return subprocess.run(
-        [sys.executable, str(PROJECT / "doctor.py")], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return launcher.run([str(PROJECT / "doctor.py")], cwd=cwd, env=env)
 
 
 def test_doctor_prints_todays_spend_and_fails_without_redis(

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import PROOF, TIMEOUT_SECONDS, Server, log_lines, server_env, start_server, stop_server
+from conftest import PROOF, SHORT_TIMEOUT_SECONDS, Server, log_lines, server_env, start_server, stop_server
 from fake_gemini import FakeGemini, Fault
 
 from event_stream import EventStreamResponse, wants_events
@@ -114,21 +114,25 @@ def test_failures_become_one_error_event_with_the_plain_calls_status(
         fake.push(fault)
 
 
-def test_deadline_bounds_the_whole_stream(client: httpx.Client, fake: FakeGemini) -> None:
-    fake.push(Fault("ok", chunks=20, chunk_delay=0.25))  # 5 s of pieces, deadline 2 s
+@pytest.mark.slow
+def test_deadline_bounds_the_whole_stream(short_client: httpx.Client, fake: FakeGemini) -> None:
+    fake.push(Fault("ok", chunks=20, chunk_delay=0.25))  # 5 s of pieces, deadline 1 s
     start = time.monotonic()
-    found = events(stream(client))
-    assert time.monotonic() - start < TIMEOUT_SECONDS + 1
+    found = events(stream(short_client))
+    assert time.monotonic() - start < SHORT_TIMEOUT_SECONDS + 1
     assert found[0][0] == "delta"
     assert found[-1] == ("error", {"status": 504, "detail": "Gemini did not answer in time."})
     assert sum(name == "error" for name, _ in found) == 1
-    time.sleep(0.3)
+    left = time.monotonic()
+    while fake.streams[-1].ended_at is None and time.monotonic() - left < 2:  # 15 pieces were still to come
+        time.sleep(0.01)
     assert fake.streams[-1].client_left  # the deadline closed the Gemini call too
 
 
-def test_deadline_before_the_first_delta_is_one_error_event(client: httpx.Client, fake: FakeGemini) -> None:
-    fake.push(Fault("slow", delay=TIMEOUT_SECONDS + 1))
-    assert events(stream(client)) == [("error", {"status": 504, "detail": "Gemini did not answer in time."})]
+@pytest.mark.slow
+def test_deadline_before_the_first_delta_is_one_error_event(short_client: httpx.Client, fake: FakeGemini) -> None:
+    fake.push(Fault("slow", delay=SHORT_TIMEOUT_SECONDS + 1))
+    assert events(stream(short_client)) == [("error", {"status": 504, "detail": "Gemini did not answer in time."})]
 
 
 def test_tokens_of_the_last_chunk_reach_the_log(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
@@ -143,11 +147,11 @@ def test_tokens_of_the_last_chunk_reach_the_log(client: httpx.Client, fake: Fake
     assert "gemini_stream_first_delta_seconds_count" in metrics and "gemini_streams_in_flight 0.0" in metrics
 
 
-def raw_stream_request(url: str) -> socket.socket:
+def raw_stream_request(url: str, request_id: str = "raw-stream") -> socket.socket:
     """A stream request on a raw socket, so the test can close the connection at a moment of its choosing."""
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps(TASK).encode()
-    headers = "".join(f"{name}: {value}\r\n" for name, value in PROOF.items())
+    headers = "".join(f"{name}: {value}\r\n" for name, value in {**PROOF, "X-Request-ID": request_id}.items())
     sock = socket.create_connection((host, int(port)))
     sock.sendall(
         f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\n"
@@ -169,7 +173,7 @@ def read_until(sock: socket.socket, marker: bytes, timeout: float = 5) -> bytes:
 
 def test_client_that_leaves_closes_the_gemini_call(client: httpx.Client, fake: FakeGemini, server: Server) -> None:
     fake.push(Fault("ok", chunks=10, chunk_delay=1.5))  # held open between pieces
-    sock = raw_stream_request(server.url)
+    sock = raw_stream_request(server.url, "leaves-early")
     read_until(sock, b"event: delta")
     sock.close()
     left = time.monotonic()
@@ -177,7 +181,8 @@ def test_client_that_leaves_closes_the_gemini_call(client: httpx.Client, fake: F
         assert time.monotonic() - left < 1, "the backend kept the Gemini stream open"
         time.sleep(0.02)
     assert fake.streams[-1].client_left and len(fake.streams[-1].sent_at) == 1
-    line = next(entry for entry in reversed(log_lines(server)) if entry.get("message") == "request")
+    lines = log_lines(server, "leaves-early")
+    (line,) = [entry for entry in lines if entry["request_id"] == "leaves-early" and entry["message"] == "request"]
     assert line["stream_end"] == "cancelled" and line["gemini_outcome"] == "cancelled"
     assert line["gemini_tokens"]["prompt"] == 57  # the usage known when the client left
     assert "gemini_streams_in_flight 0.0" in client.get("/metrics").text
@@ -192,15 +197,17 @@ def capped(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stop_server(running)
 
 
+@pytest.mark.slow
 def test_a_stream_holds_its_slot_until_it_ends(capped: Server, fake: FakeGemini) -> None:
     fake.reset()
-    fake.push(Fault("ok", chunks=4, chunk_delay=1.0))  # 3 s: longer than the 2 s wait for a slot
+    fake.push(Fault("ok", chunks=4, chunk_delay=8))  # held longer than the 2 s wait for a slot, until released
     sock = raw_stream_request(capped.url)
     read_until(sock, b"event: delta")
     with httpx.Client(base_url=capped.url, timeout=10, headers=PROOF) as http:
         refused = http.post(PATH, json=TASK, headers=STREAM)
         assert refused.status_code == 503 and refused.headers["content-type"] == "application/json"
         assert refused.headers["retry-after"] == "1"
+        fake.release()
         read_until(sock, b"event: result")
         sock.close()
         assert events(http.post(PATH, json=TASK, headers=STREAM))[-1][0] == "result"

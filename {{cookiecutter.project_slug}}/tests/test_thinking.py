@@ -14,6 +14,7 @@ import gemini_client
 from model_capabilities import thinking_problem
 
 SENDS_THINKING_LEVEL = gemini_client.SDK == "google-genai"
+pytestmark = pytest.mark.slow  # each test starts a server of its own
 
 
 def thinking_level(seen: Seen) -> str | None:
