@@ -25,7 +25,6 @@ from settings import Settings
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 4.0
 QUEUE_WAIT_SECONDS = 2.0  # how long a request may wait for a free Gemini slot before 503
 
@@ -56,6 +55,7 @@ class GeminiCalls:
         self._rerouted: set[tuple[str, str]] = set()  # (asked, served) pairs already warned about
         self._timeout = settings.gemini_timeout_seconds
         self._attempts = settings.gemini_max_attempts
+        self._backoff_seconds = settings.gemini_retry_backoff_seconds
         self._slots = asyncio.Semaphore(settings.gemini_max_concurrency)
         metrics.GEMINI_MAX_CONCURRENCY.set(settings.gemini_max_concurrency)
 
@@ -104,7 +104,7 @@ class GeminiCalls:
                     metrics.GEMINI_QUOTA.labels(exc.quota).inc()
                 if not exc.retryable or attempt == self._attempts:
                     raise
-                delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)
+                delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt, self._backoff_seconds)
                 if loop.time() + delay >= deadline:
                     raise  # waiting would pass the deadline: answer now, with Retry-After if known
                 logger.warning(
@@ -211,7 +211,8 @@ class Stream:
                     usage = None  # counted
                     if sent or not exc.retryable or attempt == calls._attempts:
                         raise
-                    delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt)
+                    backoff = calls._backoff_seconds
+                    delay = exc.retry_after if exc.retry_after is not None else _backoff(attempt, backoff)
                     if loop.time() + delay >= deadline:
                         raise
                     logger.warning(
@@ -262,7 +263,7 @@ def _parse(prompt: Prompt, text: str, usage: TokenUsage | None) -> Any:
     raise error
 
 
-def _backoff(attempt: int) -> float:
+def _backoff(attempt: int, first: float) -> float:
     """Exponential back-off with jitter, so replicas that failed together do not retry together."""
-    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    ceiling = min(BACKOFF_MAX_SECONDS, first * 2 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)

@@ -28,6 +28,9 @@ class Settings(CallerSettings):
     gemini_timeout_seconds: float = Field(default={{ cookiecutter.gemini_timeout_seconds }}, gt=0, le=600)
     # Attempts per request for transient failures (429, 5xx, dropped connections).
     gemini_max_attempts: int = Field(default=3, ge=1, le=10)
+    # The back-off before the first retry when Gemini says nothing of when to come back; it doubles for each
+    # further one (at most 4 s), jittered. The tests make it short: they count attempts, not seconds.
+    gemini_retry_backoff_seconds: float = Field(default=0.25, ge=0, le=4)
     # Gemini calls one replica runs at once; past it, requests wait briefly, then get 503.
     gemini_max_concurrency: int = Field(default=64, ge=1, le=1024)
     # Seconds a stopping replica stays up, refusing new connections, after its last request (the

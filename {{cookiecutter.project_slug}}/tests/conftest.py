@@ -114,6 +114,8 @@ def server_env(fake: FakeGemini, **settings: str) -> dict[str, str]:
         "GEMINI_API_KEY": API_KEY,
         "GEMINI_BASE_URL": fake.base_url,
         "GEMINI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+        # Retries are counted, not timed: a short back-off instead of 0.25 s, 0.5 s, ...
+        "GEMINI_RETRY_BACKOFF_SECONDS": "0.01",
         **CALLER_SETTINGS,
 {%- if cookiecutter.spend_guard == "yes" %}
         **GUARD_OFF,
