@@ -19,8 +19,8 @@ import tempfile
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-# The libraries every run imports, loaded once in the launcher (one this project lacks is skipped). Only
-# libraries: the app's modules read the environment, which each run sets for itself.
+# The libraries every run imports, loaded once in the launcher. Only libraries: the app's own modules read the
+# environment when they are imported, and each run sets its own.
 LIBRARIES = [
     "uvicorn.main",
     "uvicorn.protocols.http.httptools_impl",
@@ -30,11 +30,14 @@ LIBRARIES = [
     "dotpromptz",
     "prometheus_client",
     "httpx",
-    "google.genai",
-    "google.generativeai",
+    "{{ 'google.genai' if cookiecutter.gemini_sdk == 'google-genai' else 'google.generativeai' }}",
+{%- if cookiecutter.spend_guard == "yes" %}
     "redis.asyncio",
+{%- endif %}
+{%- if cookiecutter.caller_check != "none" %}
     "jwt",
     "cryptography.hazmat.primitives.asymmetric.rsa",
+{%- endif %}
 ]
 LAUNCHER = multiprocessing.get_context("forkserver")
 LAUNCHER.set_forkserver_preload(LIBRARIES)
@@ -63,8 +66,8 @@ def run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 60) ->
 
 def _run(args: list[str], cwd: str, env: dict[str, str], stdout: str, stderr: str) -> None:
     """In the fork: the file descriptors, folder, environment and sys.path that `python ARGS` would have."""
-    out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    err = out if stderr == stdout else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = out if stderr == stdout else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(out, 1)
     os.dup2(err, 2)
     os.chdir(cwd)
