@@ -26,7 +26,6 @@ from settings import Settings
 logger = logging.getLogger(__name__)
 
 BACKOFF_MAX_SECONDS = 4.0
-QUEUE_WAIT_SECONDS = 2.0  # how long a request may wait for a free Gemini slot before 503
 
 
 class _Tally:
@@ -57,11 +56,12 @@ class GeminiCalls:
         self._attempts = settings.gemini_max_attempts
         self._backoff_seconds = settings.gemini_retry_backoff_seconds
         self._slots = asyncio.Semaphore(settings.gemini_max_concurrency)
+        self._queue_wait = settings.gemini_queue_wait_seconds  # then 503
         metrics.GEMINI_MAX_CONCURRENCY.set(settings.gemini_max_concurrency)
 
     async def _take_slot(self, prompt: Prompt) -> None:
         try:
-            async with asyncio.timeout(QUEUE_WAIT_SECONDS):
+            async with asyncio.timeout(self._queue_wait):
                 await self._slots.acquire()
         except TimeoutError:
             note(gemini_attempts=0, gemini_outcome=503)

@@ -33,6 +33,9 @@ class Settings(CallerSettings):
     gemini_retry_backoff_seconds: float = Field(default=0.25, ge=0, le=4)
     # Gemini calls one replica runs at once; past it, requests wait briefly, then get 503.
     gemini_max_concurrency: int = Field(default=64, ge=1, le=1024)
+    # How long a request waits for one of those slots before its 503. At most 2 s: the timeouts around the
+    # backend (uvicorn's graceful stop, Nginx, Compose) allow for 2 s more than GEMINI_TIMEOUT_SECONDS.
+    gemini_queue_wait_seconds: float = Field(default=2, gt=0, le=2)
     # Seconds a stopping replica stays up, refusing new connections, after its last request (the
     # Dockerfile sets 2): the load balancer notices the refusal before the replica's address disappears.
     shutdown_drain_seconds: float = Field(default=0, ge=0, le=60)

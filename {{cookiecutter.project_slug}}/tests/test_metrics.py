@@ -87,7 +87,8 @@ def test_metrics_are_not_in_the_openapi_schema(client: httpx.Client) -> None:
 def capped_server(fake: FakeGemini, tmp_path: Path) -> Iterator[Server]:
     """A replica with two Gemini slots and a deadline longer than the held calls."""
     fake.reset()
-    server = start_server(tmp_path, server_env(fake, GEMINI_MAX_CONCURRENCY="2", GEMINI_TIMEOUT_SECONDS="10"))
+    env = server_env(fake, GEMINI_MAX_CONCURRENCY="2", GEMINI_TIMEOUT_SECONDS="10", GEMINI_QUEUE_WAIT_SECONDS="0.2")
+    server = start_server(tmp_path, env)
     yield server
     stop_server(server)
 
@@ -110,7 +111,7 @@ def test_calls_in_flight_against_the_cap_and_refusals(capped_server: Server, fak
         while fake.in_flight < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         during = scrape(capped_server)
-        refused = client.post(ROUTE, json=TASK)  # both slots busy: waits 2 s, then 503
+        refused = client.post(ROUTE, json=TASK)  # both slots busy: waits GEMINI_QUEUE_WAIT_SECONDS, then 503
         fake.release()
         for thread in held:
             thread.join()

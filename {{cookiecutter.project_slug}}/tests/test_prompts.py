@@ -17,7 +17,6 @@ import httpx
 import pytest
 from fake_gemini import FakeGemini, fitting
 
-import gemini_calls
 import gemini_client
 from errors import UpstreamError
 from gemini_calls import GeminiCalls
@@ -148,7 +147,7 @@ class HeldClient:
         return Answer('[{"title": "a"}, {"title": "b"}]' if call.response_schema else "text", None)
 
 
-def test_one_concurrency_cap_is_shared_by_every_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_concurrency_cap_is_shared_by_every_prompt(tmp_path: Path) -> None:
     """GEMINI_MAX_CONCURRENCY is one cap per process: a second endpoint does not bring slots of its own."""
     folder = tmp_path / "prompts"
     folder.mkdir()
@@ -157,9 +156,9 @@ def test_one_concurrency_cap_is_shared_by_every_prompt(tmp_path: Path, monkeypat
         "---\ninput:\n  schema:\n    question: string\noutput:\n  format: text\n---\n{{question}}\n"
     )
     prompts = load_prompts(folder, MAX_CHARS)
-    monkeypatch.setattr(gemini_calls, "QUEUE_WAIT_SECONDS", 0.2)
     client = HeldClient()
-    calls = GeminiCalls(client, Settings(gemini_api_key="unused", gemini_max_concurrency=1))  # type: ignore[arg-type]
+    settings = Settings(gemini_api_key="unused", gemini_max_concurrency=1, gemini_queue_wait_seconds=0.2)
+    calls = GeminiCalls(client, settings)  # type: ignore[arg-type]
 
     async def scenario() -> tuple[Any, Any]:
         first = asyncio.create_task(

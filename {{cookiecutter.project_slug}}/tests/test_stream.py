@@ -191,7 +191,7 @@ def test_client_that_leaves_closes_the_gemini_call(client: httpx.Client, fake: F
 @pytest.fixture
 def capped(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # A deadline past the stream's 3 s, so only the stream's end frees the slot.
-    env = server_env(fake, GEMINI_MAX_CONCURRENCY="1", GEMINI_TIMEOUT_SECONDS="10")
+    env = server_env(fake, GEMINI_MAX_CONCURRENCY="1", GEMINI_TIMEOUT_SECONDS="10", GEMINI_QUEUE_WAIT_SECONDS="0.2")
     running = start_server(tmp_path_factory.mktemp("capped"), env)
     yield running
     stop_server(running)
@@ -200,7 +200,7 @@ def capped(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.mark.slow
 def test_a_stream_holds_its_slot_until_it_ends(capped: Server, fake: FakeGemini) -> None:
     fake.reset()
-    fake.push(Fault("ok", chunks=4, chunk_delay=8))  # held longer than the 2 s wait for a slot, until released
+    fake.push(Fault("ok", chunks=4, chunk_delay=8))  # held past the 0.2 s wait for a slot, until released
     sock = raw_stream_request(capped.url)
     read_until(sock, b"event: delta")
     with httpx.Client(base_url=capped.url, timeout=10, headers=PROOF) as http:
