@@ -299,6 +299,12 @@ class Outcome:
     status: int  # 0 when no HTTP answer came at all
     request_id: str
     error: str = ""
+    # Streams only (StreamLoad): seconds from sending the request to the first delta's arrival, how many
+    # deltas came, and the event that ended the stream: "result", "error", or "" (ended without either: lost).
+    first_delta: float | None = None
+    deltas: int = 0
+    end: str = ""
+    answer: Any = None  # the `result` event's data
 
 
 class Load:
@@ -335,13 +341,56 @@ class Load:
                 n += 1
                 start = time.monotonic()
                 try:
-                    reply = client.post(self.url, json={"title": f"Task {index}-{n}"})
-                    outcome = Outcome(start, time.monotonic() - start, reply.status_code,
-                                      reply.headers.get("x-request-id", ""))  # fmt: skip
+                    outcome = self._request(client, f"Task {index}-{n}", start)
                 except httpx.HTTPError as exc:
                     outcome = Outcome(start, time.monotonic() - start, 0, "", f"{type(exc).__name__}: {exc}")
                 with self._lock:
                     self.outcomes.append(outcome)
+
+    def _request(self, client: httpx.Client, title: str, start: float) -> Outcome:
+        reply = client.post(self.url, json={"title": title})
+        outcome = Outcome(start, time.monotonic() - start, reply.status_code, reply.headers.get("x-request-id", ""))
+        if reply.status_code != 200:
+            outcome.error = reply.text[:200]
+        return outcome
+
+
+class StreamLoad(Load):
+    """Like Load, but each request asks for the answer as server-sent events and reads it to its end (stream())."""
+
+    def _request(self, client: httpx.Client, title: str, start: float) -> Outcome:
+        return stream(client, self.url, {"title": title}, start)
+
+
+def stream(client: httpx.Client, url: str, body: dict[str, Any], start: float | None = None) -> Outcome:
+    """One POST with `Accept: text/event-stream`, read to its end: `delta` events, then exactly one `result` or
+    `error`. A stream cut before either (the connection closed, an HTTP error while reading) or with a second
+    end event keeps what it got, with `end` empty: lost. `start`: when the caller began (time.monotonic())."""
+    start = time.monotonic() if start is None else start
+    with client.stream("POST", url, json=body, headers={"Accept": "text/event-stream"}) as reply:
+        outcome = Outcome(start, 0.0, reply.status_code, reply.headers.get("x-request-id", ""))
+        if reply.status_code != 200:
+            outcome.error = reply.read().decode(errors="replace")[:200]
+            outcome.seconds = time.monotonic() - start
+            return outcome
+        event = ""
+        try:
+            for line in reply.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event == "delta":
+                    outcome.deltas += 1
+                    if outcome.first_delta is None:
+                        outcome.first_delta = time.monotonic() - start
+                elif line.startswith("data: ") and event in ("result", "error"):
+                    if outcome.end:
+                        outcome.end, outcome.error = "", f"{event} after {outcome.end}"
+                        break
+                    outcome.end, outcome.answer = event, json.loads(line.removeprefix("data: "))
+        except httpx.HTTPError as exc:  # cut mid-stream
+            outcome.end, outcome.error = "", f"{type(exc).__name__}: {exc}"
+        outcome.seconds = time.monotonic() - start
+        return outcome
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -477,8 +477,8 @@ class _Handler(BaseHTTPRequestHandler):
             return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}}
         if fault.kind == "empty":
             return {"candidates": [], "usageMetadata": {}}
-        items = fault.items if fault.items is not None else _default_items(body)
-        return _candidate(json.dumps(items), usage)
+        # The answer the same request gets unstreamed: sub-tasks, a value that fits the schema sent, or text.
+        return _candidate(_default_answer(body) if fault.items is None else json.dumps(fault.items), usage)
 
     def _send_json(self, code: int, payload: dict[str, Any]) -> None:
         self._send(code, json.dumps(payload).encode(), "application/json; charset=UTF-8")

@@ -200,7 +200,7 @@ def test_redis_down_refuse_answers_503_fast_then_recovers(
         refused = post(server)
         took = time.monotonic() - started
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "5", refused.text
-        assert took < 1.0, f"503 after {took:.2f} s"
+        assert took < 2.0, f"503 after {took:.2f} s"  # the 1.5 s deadline (spend_guard.py), never hung
     assert fake.count == 1  # nothing is spent while the guard cannot count
     errors = [line for line in log_lines(server) if line["level"] == "ERROR"]
     assert errors and all("spend guard" in line["message"] for line in errors)
