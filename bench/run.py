@@ -687,40 +687,41 @@ def fmt(value: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def table(rows: list[Measurement], skipped: dict[int, str]) -> str:
-    head = (
-        "| row | C | requests | req/s (2xx) | ideal req/s (C / latency) | % of ideal | p50 ms | p95 ms | p99 ms "
-        "| added p50 ms | backend CPU ms/req | fake CPU ms/req | wrk CPU ms/req | errors |"
+def markdown_table(columns: str, lines: list[str], skipped: dict[str, str]) -> str:
+    """`columns` ("a | b | c") as a Markdown table's head, then `lines`, then a line per skipped row saying why."""
+    count = columns.count("|") + 1
+    skips = [f"| {label} | - | - | {reason} |" + " - |" * (count - 4) for label, reason in skipped.items()]
+    return "\n".join([f"| {columns} |", "|" + "---|" * count, *lines, *skips])
+
+
+def table(rows: list[Measurement], skipped: dict[str, str]) -> str:
+    columns = (
+        "row | C | requests | req/s (2xx) | ideal req/s (C / latency) | % of ideal | p50 ms | p95 ms | p99 ms "
+        "| added p50 ms | backend CPU ms/req | fake CPU ms/req | wrk CPU ms/req | errors"
     )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for m in rows:
-        lines.append(
-            f"| {m.label} | {m.concurrency} | {m.requests} | {fmt(m.rps)} | {fmt(m.ideal_rps)} | {fmt(100 * m.of_ideal)}% "
-            f"| {fmt(m.p50_ms)} | {fmt(m.p95_ms)} | {fmt(m.p99_ms)} | {fmt(m.added_p50_ms)} | {fmt(m.backend_cpu_ms, 2)} "
-            f"| {fmt(m.fake_cpu_ms, 2)} | {fmt(m.wrk_cpu_ms, 2)} | {m.errors} |"
-        )
-    for label, reason in skipped.items():
-        lines.append(f"| {label} | - | - | {reason} |" + " - |" * 10)
-    return "\n".join(lines)
+    lines = [
+        f"| {m.label} | {m.concurrency} | {m.requests} | {fmt(m.rps)} | {fmt(m.ideal_rps)} | {fmt(100 * m.of_ideal)}% "
+        f"| {fmt(m.p50_ms)} | {fmt(m.p95_ms)} | {fmt(m.p99_ms)} | {fmt(m.added_p50_ms)} | {fmt(m.backend_cpu_ms, 2)} "
+        f"| {fmt(m.fake_cpu_ms, 2)} | {fmt(m.wrk_cpu_ms, 2)} | {m.errors} |"
+        for m in rows
+    ]
+    return markdown_table(columns, lines, skipped)
 
 
 def stream_table(points: list[StreamMeasurement], skipped: dict[str, str]) -> str:
-    head = (
-        "| streamed row | C | streams | streams/s | ideal streams/s (C / latency) | % of ideal | first delta p50 ms "
+    columns = (
+        "streamed row | C | streams | streams/s | ideal streams/s (C / latency) | % of ideal | first delta p50 ms "
         "| first delta p99 ms | added p50 ms | added p99 ms | whole stream p50 ms | backend CPU ms/stream "
-        "| fake CPU ms/stream | client CPU ms/stream | errors |"
+        "| fake CPU ms/stream | client CPU ms/stream | errors"
     )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for m in points:
-        lines.append(
-            f"| {m.label} | {m.concurrency} | {m.streams} | {fmt(m.streams_per_s)} | {fmt(m.ideal_per_s)} "
-            f"| {fmt(100 * m.of_ideal)}% | {fmt(m.first_delta_p50_ms)} | {fmt(m.first_delta_p99_ms)} "
-            f"| {fmt(m.added_p50_ms)} | {fmt(m.added_p99_ms)} | {fmt(m.whole_p50_ms)} | {fmt(m.backend_cpu_ms, 2)} "
-            f"| {fmt(m.fake_cpu_ms, 2)} | {fmt(m.client_cpu_ms, 2)} | {m.errors} |"
-        )
-    for label, reason in skipped.items():
-        lines.append(f"| {label} | - | - | {reason} |" + " - |" * 11)
-    return "\n".join(lines)
+    lines = [
+        f"| {m.label} | {m.concurrency} | {m.streams} | {fmt(m.streams_per_s)} | {fmt(m.ideal_per_s)} "
+        f"| {fmt(100 * m.of_ideal)}% | {fmt(m.first_delta_p50_ms)} | {fmt(m.first_delta_p99_ms)} "
+        f"| {fmt(m.added_p50_ms)} | {fmt(m.added_p99_ms)} | {fmt(m.whole_p50_ms)} | {fmt(m.backend_cpu_ms, 2)} "
+        f"| {fmt(m.fake_cpu_ms, 2)} | {fmt(m.client_cpu_ms, 2)} | {m.errors} |"
+        for m in points
+    ]
+    return markdown_table(columns, lines, skipped)
 
 
 def targets(rows: list[Measurement], latency: float) -> list[tuple[str, str]]:

@@ -40,13 +40,14 @@ class StreamTimes:
         return sum(self.statuses.values()) + self.socket_errors
 
 
-async def _read_answer(reader: asyncio.StreamReader, sent: float) -> tuple[int, float | None, bool]:
-    """One response: its status, when its first delta arrived (None: none did) and whether it held a result."""
+async def _read_answer(reader: asyncio.StreamReader, sent: float) -> tuple[int, float | None, bool, bool]:
+    """One response: its status, when its first delta arrived (None: none did), whether it held a result and
+    whether the server closes the connection after it."""
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("the server closed the connection")
     status = int(status_line.split(b" ", 2)[1])
-    chunked, length = False, 0
+    chunked, length, close = False, 0, False
     while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -54,9 +55,11 @@ async def _read_answer(reader: asyncio.StreamReader, sent: float) -> tuple[int, 
             chunked = True
         elif name == b"content-length":
             length = int(value)
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
     if not chunked:
         body = await reader.readexactly(length)
-        return status, None, RESULT in body
+        return status, None, RESULT in body, close
     first: float | None = None
     seen = b""  # enough of the body to find the event names in, across chunk boundaries
     result = False
@@ -64,7 +67,7 @@ async def _read_answer(reader: asyncio.StreamReader, sent: float) -> tuple[int, 
         size = int((await reader.readline()).split(b";", 1)[0], 16)
         data = await reader.readexactly(size + 2)  # the chunk and its CRLF
         if size == 0:
-            return status, first, result
+            return status, first, result, close
         seen = seen[-16:] + data[:-2]
         if first is None and DELTA in seen:
             first = time.perf_counter() - sent
@@ -94,12 +97,15 @@ async def run_streams(url: str, path: str, body: dict[str, Any], concurrency: in
                 reader, writer = connection
                 sent = time.perf_counter()
                 writer.write(request)
-                status, first, result = await _read_answer(reader, sent)
+                status, first, result, close = await _read_answer(reader, sent)
             except (OSError, ValueError, asyncio.IncompleteReadError):
                 times.socket_errors += 1
-                if connection is not None:
-                    connection[1].close()
+                close = True
+                status, first, result = 0, None, False
+            if close and connection is not None:
+                connection[1].close()
                 connection = None
+            if status == 0:
                 continue
             if status == 200 and first is not None and result:
                 times.first_delta.append(first)
