@@ -62,7 +62,7 @@ CLIENT_ADDRESSES = 64  # row 3: wrk's connections come from this many addresses 
 CHART_ROWS = (1, 3, 4)
 FLOOR_FACTOR = 1.75  # the CPU budget: "<= 3.0 ms" on a machine where the floor is ~1.7 ms
 # On a quiet machine the floor reaches 92-95% of ideal at C=64. Below this its CPU per request grows with the
-# machine's load (1.4 ms quiet, 2.6-5.5 ms with other suites running: README), and row 1's hardly does, so the
+# machine's load (1.3-1.7 ms quiet, up to 6 ms with other suites running: README) and row 1's hardly does, so the
 # ratio then measures the machine more than the backend: it is printed with a warning.
 FLOOR_QUIET = 0.85
 LABELS = {
