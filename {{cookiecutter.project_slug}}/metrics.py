@@ -83,6 +83,12 @@ def register_prompt(prompt_id: str) -> None:
 
 def route_of(scope: Scope) -> str:
     """The route template a request matched ("/api/breakdown-task"), never the raw path."""
+    # Starlette's router records the route it handed the request to: read it, rather than matching the path
+    # against every route again (one more route per prompt file) on every request. Requests it never
+    # routed (a CORS preflight answered by the middleware, an error before routing) are matched below.
+    routed = scope.get("route")
+    if routed is not None:
+        return getattr(routed, "path", UNMATCHED)
     for route in scope["app"].router.routes:
         match, _ = route.matches(scope)
         if match is not Match.NONE:  # PARTIAL: the path matched, the method did not (405, CORS preflight)
