@@ -45,8 +45,9 @@ const loadTypeScript = () => {
 };
 const ts = loadTypeScript();
 
-const servicePath = join(app, serviceArg);
-const program = ts.createProgram([servicePath], {
+// SERVICE `-`: the app has no browser service (a full-stack export); only its server and vite.config are read.
+const servicePath = join(app, serviceArg === '-' ? '.no-service.ts' : serviceArg);
+const program = ts.createProgram(serviceArg === '-' ? [] : [servicePath], {
   strict: true,
   noEmit: true,
   target: ts.ScriptTarget.ES2022,
@@ -58,8 +59,8 @@ const program = ts.createProgram([servicePath], {
   types: [],
 });
 const checker = program.getTypeChecker();
-const source = program.getSourceFile(servicePath);
-if (!source) fail(`cannot read ${serviceArg}`);
+const source = program.getSourceFile(servicePath) ?? ts.createSourceFile(servicePath, '', ts.ScriptTarget.Latest, true);
+if (serviceArg !== '-' && !source.statements.length && !existsSync(servicePath)) fail(`cannot read ${serviceArg}`);
 
 const text = (node) => node.getText(source);
 const isKeyName = (name) => /API_KEY|GEMINI_KEY|GOOGLE_API_KEY/.test(name);
