@@ -192,11 +192,10 @@ def draft(function: dict[str, Any], service: Path) -> Draft:
         result.todo.append(f"{name}: responseMimeType {call.get('mimeType')!r} has no output schema to check")
     else:
         front["output"] = {"format": "text"}
-    header = [
-        f"# Drafted by scripts/patch_frontend.py from {service.as_posix()}, {name}(): review it, then keep it.",
-        f"# POST /api/{result.prompt_id}; the app's {name} now calls it.",
-    ]
-    if result.todo:
+    header = [f"# Drafted by scripts/patch_frontend.py from {service.as_posix()}, {name}(): review it, then keep it."]
+    if not result.todo:
+        header.append(f"# POST /api/{result.prompt_id}; the app's {name} now calls it.")
+    else:
         header += [
             "# TODO: not served yet (the loader reads only *.prompt). What could not be translated faithfully:",
             *(f"# TODO: {item}" for item in result.todo),
@@ -290,7 +289,7 @@ def wrapper(function: dict[str, Any], prompt: Draft | None, gen: Any, helpers: s
     if call is None:
         if not function["touchesKey"]:
             return function["text"] + "\n", None  # a helper of the app's own: kept as it was
-        if function["returnsBoolean"] and re.search(r"missing|absent|unset|without|(^|[a-z])no[A-Z]", name, re.I):
+        if function["returnsBoolean"] and re.search(r"missing|absent|unset|without", name, re.I):
             body = ["// The key lives in the backend now: it is never missing in the browser.", "return false;"]
         elif function["returnsBoolean"] and re.search(r"^(has|is|can)", name):
             body = ["// The key lives in the backend now: the AI features are always available.", "return true;"]
@@ -304,7 +303,7 @@ def wrapper(function: dict[str, Any], prompt: Draft | None, gen: Any, helpers: s
             f"{name} is not served by the backend yet: finish {prompt.path.as_posix()} in the backend (see its TODO)."
         )
         body = [*unused(function, set()), f"throw new Error({json.dumps(message)});"]
-        return declaration(function, body), f"{name}: not translated, see {prompt.path.as_posix()}"
+        return declaration(function, body), None  # its draft lists what is missing
     client = gen.camel(prompt.prompt_id)
     used = set(call.get("used", []))
     values = "{ " + ", ".join(param["name"] for param in function["params"] if param["name"] in used) + " }"

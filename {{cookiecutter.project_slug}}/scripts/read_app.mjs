@@ -239,12 +239,14 @@ const findCalls = (body) => {
 const otherClientUse = (body) => {
   let found;
   const visit = (node) => {
+    // ai.chats / client().chats / ai.live ...: the client (a name, or a function returning it) used otherwise.
+    const receiver = ts.isPropertyAccessExpression(node) && ts.isCallExpression(node.expression) ? node.expression.expression : node.expression;
     if (
       !found &&
       ts.isPropertyAccessExpression(node) &&
-      ts.isIdentifier(node.expression) &&
-      keyHolders.has(node.expression.text) &&
-      !['models'].includes(node.name.text)
+      receiver && ts.isIdentifier(receiver) &&
+      keyHolders.has(receiver.text) &&
+      node.name.text !== 'models'
     ) {
       found = text(node);
     }
