@@ -511,6 +511,7 @@ def plan(app: Path, service: Path, info: dict[str, Any]) -> Plan:
                     raise SystemExit(f"error: the draft {prompt.path} does not load: {exc}") from None
             drafts.append(prompt)
     current = read(FRONTEND / "services" / "geminiService.ts")
+    loaded = dict(sorted(loaded.items(), key=lambda item: item[1].file))  # in load_prompts' order, as gen_client
     client_text = current.split(gen.MARKER, 1)[0] + gen.client_code(loaded)
     if client_text != current:
         changes.append(
