@@ -219,7 +219,9 @@ def test_apply_patches_backs_up_and_lists_what_is_left(seed_project: Path, tmp_p
     # What still mentions the old key is listed by file and line; isApiKeyMissing keeps working, so not it.
     for number in lines_with(app / "App.tsx", "process.env.API_KEY"):
         assert f"  App.tsx:{number}: " in result.stdout
-    assert not re.search(r"(services/geminiService\.ts|index\.html|vite\.config\.ts):\d+:|TaskItem\.tsx:14:", result.stdout)
+    assert not re.search(
+        r"(services/geminiService\.ts|index\.html|vite\.config\.ts):\d+:|TaskItem\.tsx:14:", result.stdout
+    )
 
 
 def gemini_in_browser(app: Path) -> list[str]:

@@ -26,6 +26,8 @@ import pytest
 from support.helpers import ROOT, SPEND_GUARD_OFF, free_port, project_venv, stop_process, wait_for_http
 from test_frontend import BIN, Browser, load_fake_gemini, node_tools, own_project, patch, serve, snapshot  # noqa: F401
 
+pytestmark = pytest.mark.browser  # Node, vite and Chromium; node_tools (imported above) says when they are missing
+
 APPS = ROOT / "tests" / "fixtures" / "apps"
 KEYS = {  # the fake keys each fixture holds, in every place an AI Studio app keeps one
     "root_app": "AIzaSyRootAppKey-DoNotShip-0123456789ab",
@@ -47,8 +49,10 @@ EXPORTS = {  # every export of the old service, as its callers see it
         "export async function makeQuiz(topic: string, count: number, level?: string): Promise<QuizQuestion[]> {",
         "export const explain = async (concept: string): Promise<string> =>",
         "export async function* streamSummary(text: string): AsyncGenerator<string> {",
-        "export const chatWithTutor = async (history: { role: string; text: string }[], message: string): "
-        "Promise<string> =>",
+        (
+            "export const chatWithTutor = async (history: { role: string; text: string }[], message: string): "
+            "Promise<string> =>"
+        ),
     ],
 }
 SERVED = ["suggest-recipes", "describe-dish", "stream-story", "make-quiz", "explain", "stream-summary"]
@@ -68,8 +72,11 @@ def everything(app: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def patched(node_tools: Path, bake: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def patched(
+    request: pytest.FixtureRequest, bake: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """Dry run, then --apply, then a second --apply of each app, against one private copy of the bake."""
+    request.getfixturevalue("node_tools")
     tmp = tmp_path_factory.mktemp("patch-apps")
     site = tmp / "site"
     site.mkdir()
@@ -195,22 +202,24 @@ def test_the_backend_client_is_in_step_with_the_prompts(patched: dict[str, Any])
     project = patched["project"]
     python = project_venv(project, "3.12") / "bin" / "python"
     check = subprocess.run(
-        [str(python), "scripts/gen_client.py", "--check"], cwd=project, capture_output=True, text=True, timeout=120
-    )
+        [str(python), "scripts/gen_client.py", "--check"],
+        check=False, cwd=project, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert check.returncode == 0, check.stderr
 
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_patched_app_type_checks_under_its_own_tsconfig(patched: dict[str, Any], name: str) -> None:
     app: Path = patched[name]["app"]
-    result = subprocess.run([str(BIN / "tsc"), "-p", "tsconfig.json"], cwd=app, capture_output=True, text=True)
+    tsc = [str(BIN / "tsc"), "-p", "tsconfig.json"]
+    result = subprocess.run(tsc, check=False, cwd=app, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     # The check is real: the old service's signature changed by one type fails it.
     service = app / SERVICES[name]
     original = service.read_text()
     service.write_text(original.replace("Promise<string>", "Promise<number>", 1))
     try:
-        wrong = subprocess.run([str(BIN / "tsc"), "-p", "tsconfig.json"], cwd=app, capture_output=True, text=True)
+        wrong = subprocess.run(tsc, check=False, cwd=app, capture_output=True, text=True, timeout=120)
     finally:
         service.write_text(original)
     assert wrong.returncode != 0
@@ -228,7 +237,7 @@ def live(patched: dict[str, Any]) -> Iterator[dict[str, Any]]:
         out = site / name
         build = subprocess.run(
             [str(BIN / "vite"), "build", "--base", "./", "--outDir", str(out), "--logLevel", "warn"],
-            cwd=patched[name]["app"], env=env, capture_output=True, text=True, timeout=180,
+            check=False, cwd=patched[name]["app"], env=env, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
         assert build.returncode == 0, build.stdout + build.stderr
         builds[name] = out

@@ -102,9 +102,11 @@ def mask(text: str) -> str:
     """`text` with every key-like value cut to its first 4 characters: a report must never leak the key."""
     text = KEY_VALUE.sub(lambda found: f"{found[0][:4]}…[masked, {len(found[0])} chars]", text)
     return ASSIGNED_KEY.sub(
-        lambda found: found["name"] + found["sep"] + f"{found['value'][:4]}…[masked, {len(found['value'])} chars]"
-        if "…[masked" not in found["value"] and not found["value"].startswith(("process.", "import.", "env."))
-        else found[0],
+        lambda found: (
+            found["name"] + found["sep"] + f"{found['value'][:4]}…[masked, {len(found['value'])} chars]"
+            if "…[masked" not in found["value"] and not found["value"].startswith(("process.", "import.", "env."))
+            else found[0]
+        ),
         text,
     )
 
@@ -271,7 +273,8 @@ def declaration(function: dict[str, Any], body: list[str]) -> str:
     if function["style"] == "function" or function["generator"]:
         star = "*" if function["generator"] else ""
         if function["style"] == "function":
-            return f"export {asynchronous}function{star} {name}{function['typeParameters']}({params}): {ret} {{\n{inner}}}\n"
+            generic = function["typeParameters"]
+            return f"export {asynchronous}function{star} {name}{generic}({params}): {ret} {{\n{inner}}}\n"
         return f"export const {name} = {asynchronous}function{star} ({params}): {ret} {{\n{inner}}};\n"
     return f"export const {name} = {asynchronous}{function['typeParameters']}({params}): {ret} => {{\n{inner}}};\n"
 
@@ -326,9 +329,7 @@ def wrapper(function: dict[str, Any], prompt: Draft | None, gen: Any, helpers: s
     return declaration(function, body), None
 
 
-def new_service(
-    info: dict[str, Any], drafts: dict[str, Draft], gen: Any, service: Path
-) -> tuple[str, list[str]]:
+def new_service(info: dict[str, Any], drafts: dict[str, Draft], gen: Any, service: Path) -> tuple[str, list[str]]:
     """The app's new geminiService.ts: every old export, same signature, calling the backend."""
     helpers: set[str] = set()
     parts: list[str] = []
@@ -474,6 +475,7 @@ def load_generator() -> tuple[Any, Any, int]:
     sys.path[:0] = [str(PROJECT), str(PROJECT / "scripts")]
     try:
         import gen_client
+
         import prompts
         from settings import Settings
     except ImportError as exc:
@@ -501,7 +503,8 @@ def plan(app: Path, service: Path, info: dict[str, Any]) -> Plan:
             if on_disk.exists():
                 prompt.text = read(on_disk)  # drafted before (and maybe edited): kept as it is
             elif not prompt.todo and prompt.prompt_id in existing:
-                raise SystemExit(f"error: prompts/ already has a prompt {prompt.prompt_id!r}; rename it or the function")
+                clash = f"prompts/ already has a prompt {prompt.prompt_id!r}"
+                raise SystemExit(f"error: {clash}; rename it or the app's function {function['name']}")
             else:
                 changes.append(Change(prompt.path, None, prompt.text, f"drafted from {function['name']}", True))
             if not prompt.todo:
@@ -514,9 +517,8 @@ def plan(app: Path, service: Path, info: dict[str, Any]) -> Plan:
     loaded = dict(sorted(loaded.items(), key=lambda item: item[1].file))  # in load_prompts' order, as gen_client
     client_text = current.split(gen.MARKER, 1)[0] + gen.client_code(loaded)
     if client_text != current:
-        changes.append(
-            Change(Path("frontend/services/geminiService.ts"), current, client_text, "typed client for the drafts", True)
-        )
+        client_file = Path("frontend/services/geminiService.ts")
+        changes.append(Change(client_file, current, client_text, "typed client for the drafts", in_project=True))
 
     folder = service.parent
     todos: list[str] = []
@@ -558,9 +560,7 @@ def plan(app: Path, service: Path, info: dict[str, Any]) -> Plan:
     declared = any("ImportMetaEnv" in text or "vite/client" in text for text in typed)
     root = Path("src") if service.parts[0] == "src" else Path()
     if not declared and not (app / root / "vite-env.d.ts").exists():
-        changes.append(
-            Change(root / "vite-env.d.ts", None, read(FRONTEND / "vite-env.d.ts"), "types import.meta.env")
-        )
+        changes.append(Change(root / "vite-env.d.ts", None, read(FRONTEND / "vite-env.d.ts"), "types import.meta.env"))
     if not (app / ".env.example").exists():
         changes.append(Change(Path(".env.example"), None, read(FRONTEND / ".env.example"), "names the backend URL"))
     changes = [change for change in changes if change.new != change.old]
@@ -678,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     for change in result.changes:
         print(diff(change), end="")
     summary = "\n".join(
-        f"  {'backend: ' if change.in_project else ''}{change.path.as_posix()}: {change.why}" for change in result.changes
+        f"  {'backend: ' if change.in_project else ''}{change.path.as_posix()}: {change.why}"
+        for change in result.changes
     )
     if not args.apply:
         print(f"\nDry run, nothing written. With --apply this changes:\n{summary}")
