@@ -71,6 +71,12 @@ def everything(app: Path) -> dict[str, bytes]:
     return {name: data for name, data in snapshot(app).items() if not name.startswith("node_modules/")}
 
 
+def beside(tmp: Path, project: Path) -> dict[str, bytes]:
+    """Every file in the apps' parent folder but the apps and the project: the patch writes only in those."""
+    ours = (*KEYS, project.name, "site")
+    return {name: data for name, data in snapshot(tmp).items() if name.split("/", 1)[0] not in ours}
+
+
 @pytest.fixture(scope="module")
 def patched(
     request: pytest.FixtureRequest, bake: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
@@ -83,9 +89,11 @@ def patched(
     page_server = serve(site, free_port())
     origin = f"http://127.0.0.1:{page_server.server_address[1]}"
     project = own_project(bake(allowed_origins=origin), tmp)
+    (tmp / "notes.txt").write_text("beside the app: not the patch's to touch\n")
     runs: dict[str, Any] = {"project": project, "origin": origin, "site": site, "tmp": tmp, "server": page_server}
     for name in KEYS:
         app = app_copy(tmp, name)
+        outside = beside(tmp, project)
         before, project_before = everything(app), snapshot(project)
         dry = patch(project, app)
         unchanged = everything(app) == before and snapshot(project) == project_before
@@ -99,6 +107,7 @@ def patched(
             "apply": applied,
             "again": again,
             "again_changed_nothing": everything(app) == after and snapshot(project) == project_after,
+            "outside_unchanged": beside(tmp, project) == outside,
             "original": before,
         }
     return runs
@@ -187,6 +196,7 @@ def test_second_run_changes_nothing(patched: dict[str, Any]) -> None:
         assert again.returncode == 0, again.stderr
         assert "Nothing to do" in again.stdout and "---" not in again.stdout
         assert patched[name]["again_changed_nothing"], name
+        assert patched[name]["outside_unchanged"], name
 
 
 def test_full_stack_export_is_explained_not_patched(patched: dict[str, Any]) -> None:
