@@ -330,3 +330,17 @@ def test_src_app_works_in_chromium_through_the_backend(patched: dict[str, Any], 
     assert len(sent) == 3
     quiz_call = next(seen for seen in sent if "quiz questions" in seen.user_text)
     assert quiz_call.user_text == "Write 3 quiz questions about photosynthesis for beginner students."
+
+
+def test_typescript_7_alone_is_named_as_the_problem(patched: dict[str, Any], tmp_path: Path) -> None:
+    # The app's own typescript is 7.x here (tests/node's tsc): the native port has no JavaScript API to read it.
+    app = app_copy(tmp_path, "src_app")
+    project = patched["project"]
+    python = project_venv(project, "3.12") / "bin" / "python"
+    result = subprocess.run(
+        [str(python), str(project / "scripts" / "patch_frontend.py"), str(app)],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "typescript 7.0.2 has no JavaScript API" in result.stderr, result.stderr
+    assert "--typescript" in result.stderr

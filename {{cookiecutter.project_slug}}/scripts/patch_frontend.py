@@ -130,18 +130,27 @@ def source_files(app: Path) -> Iterator[Path]:
 # --- Reading the app ------------------------------------------------------------------------------
 
 
-def read_app(app: Path, service: Path | None, typescript: Path | None) -> dict[str, Any]:
-    """scripts/read_app.mjs's account of the app (see there); exits with its message when it cannot."""
+def start_reading(app: Path, service: Path | None, typescript: Path | None) -> subprocess.Popen[str]:
+    """scripts/read_app.mjs on the app (see there), started: Python loads the prompts meanwhile."""
     command = ["node", str(READER), str(app), service.as_posix() if service else "-"]
     if typescript:
         command += ["--typescript", str(typescript.resolve())]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
         raise SystemExit("error: Node.js is needed to read the app (its TypeScript compiler): install it") from None
-    if result.returncode != 0:
-        raise SystemExit(f"error: could not read the app: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+
+
+def finish_reading(reader: subprocess.Popen[str]) -> dict[str, Any]:
+    """read_app.mjs's account of the app; exits with its message when it could not read it."""
+    try:
+        out, err = reader.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        reader.kill()
+        raise SystemExit("error: reading the app took more than 120 s") from None
+    if reader.returncode != 0:
+        raise SystemExit(f"error: could not read the app: {err.strip()}")
+    return json.loads(out)
 
 
 # --- Drafting prompt files ------------------------------------------------------------------------
@@ -483,9 +492,9 @@ def load_generator() -> tuple[Any, Any, int]:
     return gen_client, prompts, Settings.model_fields["prompt_input_max_chars"].default
 
 
-def plan(app: Path, service: Path, info: dict[str, Any]) -> Plan:
+def plan(app: Path, service: Path, info: dict[str, Any], modules: tuple[Any, Any, int]) -> Plan:
     """Every change the patch makes, computed without writing anything."""
-    gen, prompts, max_chars = load_generator()
+    gen, prompts, max_chars = modules
     changes: list[Change] = []
     notes: list[str] = []
     old_service = read(app / service)
@@ -661,7 +670,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.app} does not look like an AI Studio app: it has no package.json.", file=sys.stderr)
         return 2
     service = next((path for path in SERVICES if (app / path).is_file()), None)
-    info = read_app(app, service, args.typescript)
+    reader = start_reading(app, service, args.typescript)
+    try:
+        modules = load_generator()
+    finally:
+        info = finish_reading(reader)
     if info.get("server"):
         print(full_stack_advice(info["server"]), file=sys.stderr)
         return 3
@@ -670,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.app} does not look like an AI Studio app: it has no {wanted}.", file=sys.stderr)
         return 2
 
-    result = plan(app, service, info)
+    result = plan(app, service, info, modules)
     if not result.changes:
         print(f"Nothing to do: {args.app} already uses the backend.")
         report(app, result)
