@@ -510,7 +510,11 @@ def plan(app: Path, service: Path, info: dict[str, Any], modules: tuple[Any, Any
             notes += prompt.notes
             on_disk = PROJECT / prompt.path
             if on_disk.exists():
-                prompt.text = read(on_disk)  # drafted before (and maybe edited): kept as it is
+                kept = read(on_disk)  # drafted before (and maybe edited since): kept as it is
+                if kept != prompt.text:
+                    where = prompt.path.as_posix()
+                    notes.append(f"{where} exists and differs from this draft of {prompt.function}: kept as it is")
+                prompt.text = kept
             elif not prompt.todo and prompt.prompt_id in existing:
                 clash = f"prompts/ already has a prompt {prompt.prompt_id!r}"
                 raise SystemExit(f"error: {clash}; rename it or the app's function {function['name']}")
