@@ -1,4 +1,5 @@
-"""The frontend patch: the replacement geminiService.ts, scripts/patch_frontend.py, and both in Chromium.
+"""The frontend patch on the seed app: the replacement geminiService.ts, scripts/patch_frontend.py, and both in
+Chromium. Other app shapes: tests/test_patch_apps.py.
 
 tests/fixtures/frontend_app is a trimmed copy of the guide's AI Studio app (key in index.html,
 @google/genai in the browser). The tools come from tests/node (pinned; tools/setup.d/30-frontend.sh).
@@ -30,6 +31,8 @@ NODE = ROOT / "tests" / "node"
 BIN = NODE / "node_modules" / ".bin"
 CHROMIUM = Path("/usr/bin/chromium")
 FIXTURE_KEY = "AIzaSyFixtureKey-DoNotShip-0123456789abc"  # the fake key in the fixture's index.html
+TYPESCRIPT_API = NODE / "node_modules" / "typescript-api"  # typescript 6.x: TypeScript 7 has no JS API to read apps
+SEED_API = "/api/break-down-task-with-ai"  # the seed app's own call, drafted by the patch into a prompt file
 BACKUPS = ".frontend-patch-backup"
 # How a browser app sends or loads Gemini itself: none of it may survive the patch.
 GEMINI_IN_BROWSER = re.compile(
@@ -55,11 +58,22 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def own_project(project: Path, folder: Path) -> Path:
+    """A copy of a (session-shared) bake: the patch writes drafted prompt files into the project it belongs to."""
+    copy = folder / f"{project.name}-own"
+    if not copy.exists():
+        shutil.copytree(project, copy)
+    return copy
+
+
 def patch(project: Path, app: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The bake's patch, run with the bake's Python (it loads prompt files as the server does)."""
     script = project / "scripts" / "patch_frontend.py"
+    python = project_venv(project, "3.12") / "bin" / "python"
     return subprocess.run(
-        [sys.executable, str(script), str(app), *args], check=False, capture_output=True, text=True, timeout=60
-    )
+        [str(python), str(script), str(app), "--typescript", str(TYPESCRIPT_API), *args],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 def fresh_app(tmp_path: Path, name: str = "my-app") -> Path:
@@ -133,30 +147,55 @@ def test_tsc_check_catches_a_type_mismatch(node_tools: Path, project: Path, tmp_
 # --- The patch script --------------------------------------------------------------------------
 
 
-def test_dry_run_shows_the_diff_and_writes_nothing(project: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def seed_project(node_tools: Path, project: Path, tmp_path: Path) -> Path:
+    """A private copy of the bake for one patch test (the patch drafts prompt files into it)."""
+    return own_project(project, tmp_path)
+
+
+def test_dry_run_shows_the_diff_and_writes_nothing(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
-    before = snapshot(app)
-    result = patch(project, app)
+    before, project_before = snapshot(app), snapshot(seed_project)
+    result = patch(seed_project, app)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for header in ("--- a/services/geminiService.ts", "+++ b/index.html", "+++ b/package.json", "--- /dev/null"):
         assert header in out
-    assert f"-          API_KEY: '{FIXTURE_KEY}'" in out
+    assert "+++ b/backend:prompts/break-down-task-with-ai.prompt" in out
+    assert f"-          API_KEY: 'AIza…[masked, {len(FIXTURE_KEY)} chars]'" in out  # the removed key, masked
+    assert FIXTURE_KEY not in out + result.stderr
     assert '-    "@google/genai": "^1.10.0"' in out
-    assert "+import type { AISubTaskSuggestion } from '../types';" in out
+    assert "-        'process.env.API_KEY': JSON.stringify(env.GEMINI_API_KEY)," in out  # vite.config.ts's define
+    assert "+import * as backend from './geminiBackend';" in out
+    assert "prompts/break-down-task-with-ai.prompt: breakDownTaskWithAI (served as POST " in out
     assert "Dry run, nothing written" in out
     assert snapshot(app) == before
+    assert snapshot(seed_project) == project_before
 
 
-def test_apply_patches_backs_up_and_lists_what_is_left(project: Path, tmp_path: Path) -> None:
+def test_apply_patches_backs_up_and_lists_what_is_left(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
     original = snapshot(app)
-    result = patch(project, app, "--apply")
+    result = patch(seed_project, app, "--apply")
     assert result.returncode == 0, result.stderr
 
-    assert (app / "services" / "geminiService.ts").read_text() == (
-        project / "frontend" / "services" / "geminiService.ts"
-    ).read_text()
+    service = (app / "services" / "geminiService.ts").read_text()
+    # The app's own exports, with the same signatures, now calling the backend; the key is never missing.
+    assert "export const isApiKeyMissing = (): boolean => {\n  // The key lives in the backend now" in service
+    assert "return false;" in service
+    assert (
+        "export const breakDownTaskWithAI = async (taskTitle: string, taskDescription?: string): "
+        "Promise<AISubTaskSuggestion[]> => {" in service
+    )
+    assert "backend.breakDownTaskWithAi({ taskTitle, taskDescription })" in service
+    client = (app / "services" / "geminiBackend.ts").read_text()
+    assert "export const breakDownTaskWithAi = async (input: BreakDownTaskWithAiInput)" in client
+    assert "AISubTaskSuggestion" not in client  # the template's own seed functions are left out
+    # The app's prompt is kept, now on the server: its text, with the parameters as variables.
+    prompt = (seed_project / "prompts" / "break-down-task-with-ai.prompt").read_text()
+    assert 'Given the main task title "{{taskTitle}}" {{#if taskDescription}}and description' in prompt
+    assert "the output schema is the function's return type AISubTaskSuggestion[]" in result.stdout
+    assert "gemini-2.5-flash is shut down" in result.stdout and "model:" not in prompt
     html = (app / "index.html").read_text()
     assert FIXTURE_KEY not in html and "window.process" not in html
     assert 'src="https://cdn.tailwindcss.com"' in html and '<script type="module" src="/index.tsx">' in html
@@ -165,26 +204,24 @@ def test_apply_patches_backs_up_and_lists_what_is_left(project: Path, tmp_path: 
     package = json.loads((app / "package.json").read_text())
     assert package["dependencies"] == {"react": "^19.1.0", "react-dom": "^19.1.0"}
     assert package["devDependencies"] == json.loads((FIXTURE / "package.json").read_text())["devDependencies"]
-    assert (app / ".env.example").read_text() == (project / "frontend" / ".env.example").read_text()
+    assert "GEMINI_API_KEY" not in (app / "vite.config.ts").read_text()
+    assert (app / ".env.example").read_text() == (seed_project / "frontend" / ".env.example").read_text()
     assert (app / "vite-env.d.ts").is_file()
 
     # One backup folder with every changed file as it was; git ignores it (it holds the old key).
     folders = [path for path in (app / BACKUPS).iterdir() if path.is_dir()]
     assert len(folders) == 1
     backed_up = snapshot(folders[0])
-    assert set(backed_up) == {"services/geminiService.ts", "index.html", "package.json"}
+    assert set(backed_up) == {"services/geminiService.ts", "index.html", "package.json", "vite.config.ts"}
     assert all(backed_up[name] == original[name] for name in backed_up)
     assert (app / BACKUPS / ".gitignore").read_text().splitlines()[-1] == "*"
 
-    # Every use of the old key in the files left for the person, by file and line.
-    for name in ("App.tsx", "components/TaskItem.tsx", "components/TaskFormModal.tsx"):
-        numbers = lines_with(app / name, "isApiKeyMissing")
-        assert numbers, name
-        for number in numbers:
-            assert f"  {name}:{number}: " in result.stdout
-    for number in lines_with(app / "vite.config.ts", "GEMINI_API_KEY"):
-        assert f"  vite.config.ts:{number}: " in result.stdout
-    assert not re.search(r"(services/geminiService\.ts|index\.html):\d+:", result.stdout)
+    # What still mentions the old key is listed by file and line; isApiKeyMissing keeps working, so not it.
+    for number in lines_with(app / "App.tsx", "process.env.API_KEY"):
+        assert f"  App.tsx:{number}: " in result.stdout
+    assert not re.search(
+        r"(services/geminiService\.ts|index\.html|vite\.config\.ts):\d+:|TaskItem\.tsx:14:", result.stdout
+    )
 
 
 def gemini_in_browser(app: Path) -> list[str]:
@@ -198,10 +235,10 @@ def gemini_in_browser(app: Path) -> list[str]:
     return found
 
 
-def test_no_file_holds_or_sends_the_key_after_the_patch(project: Path, tmp_path: Path) -> None:
+def test_no_file_holds_or_sends_the_key_after_the_patch(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
     assert sorted(gemini_in_browser(app)) == ["index.html", "services/geminiService.ts"]  # the scan sees them
-    assert patch(project, app, "--apply").returncode == 0
+    assert patch(seed_project, app, "--apply").returncode == 0
     backups = app / BACKUPS
     assert sorted(gemini_in_browser(backups)) != []  # only the git-ignored backups still hold it
     shutil.rmtree(backups)
@@ -209,30 +246,32 @@ def test_no_file_holds_or_sends_the_key_after_the_patch(project: Path, tmp_path:
     assert not any(FIXTURE_KEY in path.read_text() for path in app.rglob("*") if path.is_file())
 
 
-def test_second_run_changes_nothing_and_backups_are_never_overwritten(project: Path, tmp_path: Path) -> None:
+def test_second_run_changes_nothing_and_backups_are_never_overwritten(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
-    assert patch(project, app, "--apply").returncode == 0
-    patched = snapshot(app)
+    assert patch(seed_project, app, "--apply").returncode == 0
+    patched, project_patched = snapshot(app), snapshot(seed_project)
 
-    again = patch(project, app, "--apply")
+    again = patch(seed_project, app, "--apply")
     assert again.returncode == 0, again.stderr
     assert "Nothing to do" in again.stdout
     assert "---" not in again.stdout  # no diff
     assert snapshot(app) == patched
+    assert snapshot(seed_project) == project_patched
 
     # Someone restores the old service and patches again (within the same second, most likely):
-    # a new backup folder, and the first one keeps the originals.
+    # a new backup folder, the first one keeps the originals, and the drafted prompt is kept as it is.
     first = snapshot(next(path for path in (app / BACKUPS).iterdir() if path.is_dir()))
     shutil.copy(FIXTURE / "services" / "geminiService.ts", app / "services" / "geminiService.ts")
-    assert patch(project, app, "--apply").returncode == 0
+    assert patch(seed_project, app, "--apply").returncode == 0
     folders = sorted(path for path in (app / BACKUPS).iterdir() if path.is_dir())
     assert len(folders) == 2
     assert snapshot(folders[0]) == first
     assert set(snapshot(folders[1])) == {"services/geminiService.ts"}
+    assert snapshot(seed_project) == project_patched
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
-def test_removes_a_one_line_key_script_and_keeps_the_rest(project: Path, tmp_path: Path, newline: str) -> None:
+def test_removes_a_one_line_key_script_and_keeps_the_rest(seed_project: Path, tmp_path: Path, newline: str) -> None:
     app = fresh_app(tmp_path)
     lines = [
         "<!DOCTYPE html>",
@@ -244,15 +283,15 @@ def test_removes_a_one_line_key_script_and_keeps_the_rest(project: Path, tmp_pat
         "",
     ]
     (app / "index.html").write_bytes(newline.join(lines).encode())
-    assert patch(project, app, "--apply").returncode == 0
+    assert patch(seed_project, app, "--apply").returncode == 0
     expected = [lines[0], lines[1], '<meta charset="UTF-8" />', lines[4], lines[5], ""]
     assert (app / "index.html").read_bytes() == newline.join(expected).encode()
 
 
-def test_keeps_the_dependency_while_another_file_imports_it(project: Path, tmp_path: Path) -> None:
+def test_keeps_the_dependency_while_another_file_imports_it(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
     (app / "services" / "imageService.ts").write_text('import { GoogleGenAI } from "@google/genai";\n')
-    result = patch(project, app, "--apply")
+    result = patch(seed_project, app, "--apply")
     assert result.returncode == 0, result.stderr
     assert "@google/genai" in json.loads((app / "package.json").read_text())["dependencies"]
     assert "services/imageService.ts:1:" in result.stdout
@@ -264,24 +303,24 @@ def test_keeps_the_dependency_while_another_file_imports_it(project: Path, tmp_p
     [
         pytest.param(lambda app: shutil.rmtree(app), id="no-folder"),
         pytest.param(lambda app: (app / "services" / "geminiService.ts").unlink(), id="no-service"),
-        pytest.param(lambda app: (app / "index.html").unlink(), id="no-index-html"),
         pytest.param(lambda app: (app / "package.json").unlink(), id="no-package-json"),
-        pytest.param(lambda app: (app / "types.ts").write_text("export type Task = {};\n"), id="other-types"),
     ],
 )
-def test_refuses_a_folder_that_is_not_the_app(project: Path, tmp_path: Path, break_it: Callable[[Path], None]) -> None:
+def test_refuses_a_folder_that_is_not_an_app(
+    seed_project: Path, tmp_path: Path, break_it: Callable[[Path], None]
+) -> None:
     app = fresh_app(tmp_path)
     break_it(app)
     before = snapshot(app) if app.exists() else {}
-    result = patch(project, app, "--apply")
+    result = patch(seed_project, app, "--apply")
     assert result.returncode != 0
-    assert "does not look like the AI Task Manager app" in result.stderr
+    assert "does not look like an AI Studio app" in result.stderr
     assert (snapshot(app) if app.exists() else {}) == before
 
 
-def test_refuses_the_apps_subfolder(project: Path, tmp_path: Path) -> None:
+def test_refuses_the_apps_subfolder(seed_project: Path, tmp_path: Path) -> None:
     app = fresh_app(tmp_path)
-    result = patch(project, app / "services", "--apply")
+    result = patch(seed_project, app / "services", "--apply")
     assert result.returncode != 0 and "does not look like" in result.stderr
     assert not (app / BACKUPS).exists()
 
@@ -388,15 +427,15 @@ class Browser:
             self.process.kill()
 
 
-def api_requests(log: Path, method: str) -> int:
-    """How many `method /api/breakdown-task` requests the backend logged (JSON lines on stderr)."""
+def api_requests(log: Path, method: str, path: str = SEED_API) -> int:
+    """How many `method path` requests the backend logged (JSON lines on stderr)."""
     count = 0
     for line in log.read_text().splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and entry.get("method") == method and entry.get("path") == "/api/breakdown-task":
+        if isinstance(entry, dict) and entry.get("method") == method and entry.get("path") == path:
             count += 1
     return count
 
@@ -412,7 +451,7 @@ def stack(
     PageServer.hang.clear()
     servers = [serve(site, free_port()) for _ in range(2)]
     allowed, refused = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
-    project = bake(allowed_origins=allowed)
+    project = own_project(bake(allowed_origins=allowed), tmp)
     assert f'"{allowed}"' in (project / "settings.py").read_text()  # the answer reached the bake
     venv = project_venv(project, "3.12")
 
@@ -480,11 +519,12 @@ def test_allowed_origin_gets_suggestions_from_the_backend(stack: dict[str, Any])
     assert result["state"] == "ok", result
     suggestions = json.loads(result["text"])
     assert 2 <= len(suggestions) <= 5
-    assert all(title in item["title"] for item in suggestions)  # the fake quotes the title it was sent
     assert all(set(item) <= {"title", "description"} for item in suggestions)
-    # The fake answers one sub-task with "description": null; the service leaves the field out.
+    # The fake answers one sub-task with "description": null; the app's type wants the field left out.
     assert any("description" not in item for item in suggestions)
     assert fake.count == before + 1
+    # The app's own prompt, now on the server, with the title typed in the page.
+    assert f'Given the main task title "{title}"' in fake.requests[-1].user_text
     assert fake.requests[-1].headers["x-goog-api-key"] == "server-side-test-key"  # the key stayed server-side
     assert shot.stat().st_size > 0
 
@@ -508,7 +548,7 @@ def test_validation_error_reaches_the_page(stack: dict[str, Any]) -> None:
     before = fake.count
     result = browser.visit(f"{stack['allowed']}/real/?title=")
     assert result["state"] == "error", result
-    assert "HTTP 422" in result["text"] and "title: " in result["text"], result["text"]
+    assert "HTTP 422" in result["text"] and "taskTitle: " in result["text"], result["text"]
     assert "[object Object]" not in result["text"]
     assert fake.count == before
 
@@ -586,7 +626,7 @@ def caller_stack(
     site.mkdir()
     page_server = serve(site, free_port())
     origin = f"http://127.0.0.1:{page_server.server_address[1]}"
-    project = bake(allowed_origins=origin, **CALLER_MODES[request.param])
+    project = own_project(bake(allowed_origins=origin, **CALLER_MODES[request.param]), tmp)
     venv = project_venv(project, "3.12")
     python = str(venv / "bin" / "python")
     app = fresh_app(tmp)

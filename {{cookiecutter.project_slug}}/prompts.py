@@ -116,9 +116,11 @@ def _json_schema(schema: Any) -> dict[str, Any] | None:
         return thread.submit(asyncio.run, picoschema_to_json_schema(schema)).result()
 
 
-def load_prompt(path: Path, max_chars: int, render: Handlebars, check: Handlebars) -> Prompt:
+def load_prompt(path: Path, max_chars: int, render: Handlebars, check: Handlebars, text: str | None = None) -> Prompt:
+    """One prompt file; `text` checks a file's text before it is written (scripts/patch_frontend.py's drafts)."""
+    source = path.read_text(encoding="utf-8") if text is None else text
     try:
-        parsed = Dotprompt().parse(path.read_text(encoding="utf-8"), source_name=path.name)
+        parsed = Dotprompt().parse(source, source_name=path.name)
     except DotpromptError as exc:
         raise PromptError(str(exc).replace(f" in {path.name}", "")) from None
     unknown = sorted(set(parsed.raw or {}) - FRONT_MATTER_KEYS)
@@ -200,3 +202,8 @@ def load_prompts_or_exit(folder: Path | None, max_chars: int) -> dict[str, Promp
         return load_prompts(folder or PROMPTS_DIR, max_chars)
     except PromptError as exc:
         raise SystemExit(f"Prompt error: {exc}") from None
+
+
+def check_prompt_text(path: Path, text: str, max_chars: int) -> Prompt:
+    """A prompt file's text as the server would load it, before it is written; raises PromptError."""
+    return load_prompt(path, max_chars, _handlebars(strict=False), _handlebars(strict=True), text=text)

@@ -33,9 +33,9 @@ const visit = async ({ url, fastForwardMs, screenshot }) => {
   page.on('console', (message) => console_.push(`${message.type()}: ${message.text()}`));
   try {
     if (fastForwardMs) await page.clock.install();
-    // Only when it is awaited below: a page that never calls /api/breakdown-task must not leave it pending.
+    // Only when it is awaited below: a page that never calls the backend's /api/<id> must not leave it pending.
     const sent = fastForwardMs
-      ? page.waitForRequest((request) => request.url().endsWith('/api/breakdown-task'), { timeout: 60_000 })
+      ? page.waitForRequest((request) => /\/api\/[a-z0-9-]+$/.test(request.url()), { timeout: 60_000 })
       : undefined;
     await page.goto(url);
     if (fastForwardMs) {

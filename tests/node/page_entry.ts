@@ -3,13 +3,16 @@
 // With ?token=..., it hands that token to the service's setCallerTokenProvider (bakes with a caller check).
 // With ?stream=1 it calls the streaming variant and counts the deltas that arrive before the result
 // (#out's data-deltas, their text in data-streamed); with &abort=1 it aborts after the first delta.
+// The app's own function comes from its patched service; the caller proof and the streamed variant from the
+// backend client the patch put beside it (geminiBackend.ts).
+import * as backend from './services/geminiBackend';
 import * as service from './services/geminiService';
 
 const params = new URLSearchParams(window.location.search);
 const out = document.getElementById('out') as HTMLElement;
 const token = params.get('token');
 type Provide = (provider: () => Promise<string>) => void;
-const provide = (service as { setCallerTokenProvider?: Provide }).setCallerTokenProvider;
+const provide = (backend as { setCallerTokenProvider?: Provide }).setCallerTokenProvider;
 if (token !== null && provide) provide(async () => token);
 
 const title = params.get('title') ?? '';
@@ -23,7 +26,7 @@ const onDelta = (text: string): void => {
   if (params.has('abort')) controller.abort();
 };
 const answer = params.has('stream')
-  ? service.breakDownTaskWithAIStream(title, description, { onDelta, signal: controller.signal })
+  ? backend.breakDownTaskWithAiStream({ taskTitle: title, taskDescription: description }, { onDelta, signal: controller.signal })
   : service.breakDownTaskWithAI(title, description);
 const show = (state: 'ok' | 'error', text: string): void => {
   out.dataset.deltas = String(deltas); // the deltas that arrived before the outcome

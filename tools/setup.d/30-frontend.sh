@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # For tests/test_frontend.py: Debian's Chromium (driven by playwright-core; no browser download)
-# and the pinned npm tools in tests/node (TypeScript, esbuild, playwright-core). Quick when done.
+# and the pinned npm tools in tests/node (TypeScript, esbuild, vite, playwright-core). Quick when done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,4 +19,4 @@ if ! cmp -s package-lock.json node_modules/.installed-from-lock 2>/dev/null; the
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.installed-from-lock
 fi
-echo "$(chromium --version 2>/dev/null); tsc $(node_modules/.bin/tsc --version); esbuild $(node_modules/.bin/esbuild --version)"
+echo "$(chromium --version 2>/dev/null); tsc $(node_modules/.bin/tsc --version); esbuild $(node_modules/.bin/esbuild --version); $(node_modules/.bin/vite --version)"
