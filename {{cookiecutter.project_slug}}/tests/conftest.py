@@ -130,7 +130,10 @@ def log_lines(server: Server, *request_ids: str) -> list[dict[str, Any]]:
     waited = {*server.answered, *request_ids}
     deadline = time.monotonic() + 10
     while True:
-        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        text = server.log()
+        # Only whole lines: the server may be halfway through writing the last one.
+        whole = text[: text.rfind("\n") + 1]
+        lines = [json.loads(line) for line in whole.splitlines() if line.startswith("{")]
         logged = {line.get("request_id") for line in lines if line.get("message") == "request"}
         if waited <= logged or time.monotonic() > deadline or server.process.exitcode is not None:
             server.answered.clear()  # all written: the next call need not look for them again
