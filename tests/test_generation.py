@@ -196,7 +196,8 @@ def assert_spend_guard(project: Path, answers: dict[str, str], requirements: str
     assert [name for name in SPEND_FILES if (project / name).exists() != (kubernetes or "k8s" not in name)] == []
     assert "register_script" in guard and re.search(r"^redis==[0-9.]+$", requirements, re.MULTILINE)
     for name in ("REDIS_URL", "SPEND_TOKENS_PER_DAY", "SPEND_TOKENS_PER_CALLER_PER_DAY",
-                 "SPEND_REQUESTS_PER_CALLER_PER_MINUTE", "SPEND_GUARD_WHEN_STORE_DOWN"):  # fmt: skip
+                 "SPEND_REQUESTS_PER_CALLER_PER_MINUTE", "SPEND_GUARD_WHEN_STORE_DOWN",
+                 "SPEND_GUARD_TIMEOUT_SECONDS"):  # fmt: skip
         assert f"\n{name}=" in env, name
     redis = compose["services"]["redis"]
     assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", redis["image"]), "the official image, pinned"

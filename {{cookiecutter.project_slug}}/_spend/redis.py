@@ -41,12 +41,6 @@ from schemas import TokenUsage
 
 logger = logging.getLogger("app.spend_guard")
 
-# Every Redis call is short: a slow or absent Redis costs a request at most STORE_DEADLINE_SECONDS. A stopped
-# Redis refuses at once; the deadline is for one that hangs. It is counted in wall time, so it must also outlast
-# a busy host's stalls: on 2 CPUs, while a replica started during a rolling restart, every request of the others
-# took 0.5-0.75 s longer for a moment, and a 0.5 s deadline refused some of them with 503 (the engine tier).
-SOCKET_TIMEOUT_SECONDS = 0.75
-STORE_DEADLINE_SECONDS = 1.5  # a call's whole time, EVALSHA and the script's reload after a Redis restart
 STORE_DOWN_RETRY_AFTER = 5  # seconds a client is told to wait when the store is down (refuse)
 DAY_KEY_SECONDS = 2 * 86400  # a day's counts stay a day longer, for `python doctor.py` and a look back
 MINUTE_KEY_SECONDS = 120
@@ -68,6 +62,12 @@ class SpendSettings(BaseSettings):
     spend_requests_per_caller_per_minute: int = Field(default={{ cookiecutter.rate_limit_per_minute | int + 10 }}, ge=0)
     # What to do while Redis is down or slow: refuse (503, nothing is spent) or allow (unguarded, WARNING).
     spend_guard_when_store_down: Literal["refuse", "allow"] = "refuse"
+    # Every Redis call is short: a slow or absent Redis costs a request at most this long (a stopped Redis
+    # refuses at once; the deadline is for one that hangs), each socket operation half of it. It is wall
+    # time, so it must outlast a busy host's stalls: on 2 CPUs, while a replica started during a rolling
+    # restart, every request of the others took 0.5-0.75 s longer for a moment, and a 0.5 s deadline
+    # refused some of them with 503 (the template's engine tier). Raise it for a Redis far away.
+    spend_guard_timeout_seconds: float = Field(default=1.5, gt=0, le=10)
 
 
 def load_spend_settings() -> SpendSettings:
@@ -157,11 +157,12 @@ class SpendGuard:
     def __init__(self, settings: SpendSettings | None = None) -> None:
         self.settings = settings or load_spend_settings()
         # One immediate retry: after a Redis restart a pooled connection is dead, a new one is fine. The
-        # deadline (STORE_DEADLINE_SECONDS) bounds both attempts together.
+        # deadline bounds both attempts together, EVALSHA and the script's reload after a Redis restart.
+        self._deadline = self.settings.spend_guard_timeout_seconds
         self._redis = Redis.from_url(
             self.settings.redis_url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_timeout=self._deadline / 2,
+            socket_connect_timeout=self._deadline / 2,
             retry=Retry(NoBackoff(), 1),
             decode_responses=True,
         )
@@ -189,7 +190,7 @@ class SpendGuard:
         minute = _utc(now).strftime("%Y-%m-%dT%H:%M")
         keys = [day_key(day), day_key(day, caller), f"spend:{minute}:requests:{caller}"]
         try:
-            async with asyncio.timeout(STORE_DEADLINE_SECONDS):
+            async with asyncio.timeout(self._deadline):
                 verdict, spent = await self._check(keys=keys, args=[*self._limits, MINUTE_KEY_SECONDS])
         except (RedisError, OSError, TimeoutError) as exc:
             self._store_failed("check", exc)  # raises 503 with refuse; with allow the request goes on
@@ -206,7 +207,7 @@ class SpendGuard:
     async def add(self, caller: str, tokens: int) -> None:
         day = _utc(time.time()).strftime("%Y-%m-%d")
         try:
-            async with asyncio.timeout(STORE_DEADLINE_SECONDS):
+            async with asyncio.timeout(self._deadline):
                 spent = await self._record(keys=[day_key(day), day_key(day, caller)], args=[tokens, DAY_KEY_SECONDS])
         except (RedisError, OSError, TimeoutError) as exc:
             # The answer is ready: it goes out all the same. These tokens are missing from today's counts.
