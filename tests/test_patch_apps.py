@@ -5,7 +5,8 @@ schema, plain text, a streamed answer, one call the patch cannot translate):
 - root_app: files at the root, services/geminiService.ts, `process.env.API_KEY` defined in vite.config.ts from
   .env.local, the key also in index.html and an import map for @google/genai; streams through a callback.
 - src_app: src/services/, `import.meta.env.VITE_GEMINI_API_KEY` from .env, a tsconfig with noUnused*; streams as
-  an async generator; its chat call is not translatable.
+  an async generator; one function takes an object (an interface) whose fields the prompt uses; its chat call
+  is not translatable.
 - fullstack_app: an Express server.ts holds the key: the patch says what to do and changes nothing.
 
 One bake (copied: the patch writes prompt files into it), one backend on the bake's fake Gemini, one `vite build`
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.helpers import ROOT, SPEND_GUARD_OFF, free_port, project_venv, stop_process, wait_for_http
 from test_frontend import BIN, Browser, load_fake_gemini, node_tools, own_project, patch, serve, snapshot  # noqa: F401
 
@@ -48,6 +50,7 @@ EXPORTS = {  # every export of the old service, as its callers see it
         "export function isApiKeyMissing(): boolean {",
         "export async function makeQuiz(topic: string, count: number, level?: string): Promise<QuizQuestion[]> {",
         "export const explain = async (concept: string): Promise<string> =>",
+        "export const planStudy = async (plan: StudyPlan): Promise<string> =>",
         "export async function* streamSummary(text: string): AsyncGenerator<string> {",
         (
             "export const chatWithTutor = async (history: { role: string; text: string }[], message: string): "
@@ -55,7 +58,7 @@ EXPORTS = {  # every export of the old service, as its callers see it
         ),
     ],
 }
-SERVED = ["suggest-recipes", "describe-dish", "stream-story", "make-quiz", "explain", "stream-summary"]
+SERVED = ["suggest-recipes", "describe-dish", "stream-story", "make-quiz", "explain", "plan-study", "stream-summary"]
 NOT_SERVED = ["describe-photo", "chat-with-tutor"]
 
 
@@ -181,6 +184,23 @@ def test_drafted_prompts_hold_the_apps_own_calls(patched: dict[str, Any]) -> Non
     quiz = (prompts / "make-quiz.prompt").read_text()
     assert "{{#if level}} for {{level}} students{{/if}}" in quiz
     assert "thinkingLevel: low" in quiz and "- hard" in quiz
+    # An object parameter: the fields the prompt uses, as a nested input (its literal union an enum); `id`,
+    # which the prompt does not use, is neither declared nor sent.
+    plan = yaml.safe_load((prompts / "plan-study.prompt").read_text().split("---")[1])["input"]["schema"]
+    assert plan["required"] == ["plan"] and plan["properties"]["plan"] == {
+        "type": "object",
+        "properties": {
+            "subject": {"type": "string", "maxLength": 2000, "minLength": 1},
+            "hours": {"type": "number"},
+            "level": {"type": "string", "enum": ["beginner", "advanced"]},
+        },
+        "required": ["subject", "hours"],
+        "additionalProperties": False,
+    }
+    assert (
+        "Plan {{plan.hours}} hours of {{plan.subject}}{{#if plan.level}} at {{plan.level}} level{{/if}}."
+        in (prompts / "plan-study.prompt").read_text()
+    )
     for prompt_id in NOT_SERVED:  # drafted for the owner to finish, never served half-translated
         assert not (prompts / f"{prompt_id}.prompt").exists()
         assert "# TODO: " in (prompts / f"{prompt_id}.prompt.todo").read_text()
@@ -327,7 +347,10 @@ def test_src_app_works_in_chromium_through_the_backend(patched: dict[str, Any], 
     assert answer["pieces"] >= 2 and answer["summary"] == "A plain text answer."  # yielded piece by piece
     assert answer["tutor"].startswith("error: chatWithTutor")
     sent = fake.requests[before:]
-    assert len(sent) == 3
+    assert answer["plan"] == "A plain text answer."
+    assert len(sent) == 4
+    plan_call = next(seen for seen in sent if "hours of" in seen.user_text)
+    assert plan_call.user_text == "Plan 2 hours of algebra at beginner level."
     quiz_call = next(seen for seen in sent if "quiz questions" in seen.user_text)
     assert quiz_call.user_text == "Write 3 quiz questions about photosynthesis for beginner students."
 

@@ -30,7 +30,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -156,23 +156,44 @@ def finish_reading(reader: subprocess.Popen[str]) -> dict[str, Any]:
 # --- Drafting prompt files ------------------------------------------------------------------------
 
 
-def input_schema(function: dict[str, Any], used: list[str]) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    required = []
-    for param in function["params"]:
-        if param["name"] not in used:
-            continue
-        kind = param["kind"]
-        if kind == "string":
-            schema: dict[str, Any] = {"type": "string", "maxLength": MAX_STRING}
-            if not param["optional"]:
-                schema["minLength"] = 1  # a required text left empty is a bug in the caller, not a prompt
-        else:
-            schema = {"type": kind}
-        properties[param["name"]] = schema
-        if not param["optional"]:
-            required.append(param["name"])
+def value_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """One parameter's (or one field's) schema: strings bounded, a string literal union as an enum."""
+    if value.get("enum"):
+        return {"type": "string", "enum": value["enum"]}
+    if value["kind"] != "string":
+        return {"type": value["kind"]}
+    schema: dict[str, Any] = {"type": "string", "maxLength": MAX_STRING}
+    if not value["optional"]:
+        schema["minLength"] = 1  # a required text left empty is a bug in the caller, not a prompt
+    return schema
+
+
+def object_schema(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    required = [name for name, value in values.items() if not value["optional"]]
+    properties = {name: value_schema(value) for name, value in values.items()}
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def used_fields(param: dict[str, Any], used: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The fields of an object parameter the prompt uses (`plan.subject`): only those are sent."""
+    return {name: field for name, field in (param.get("fields") or {}).items() if f"{param['name']}.{name}" in used}
+
+
+def input_schema(function: dict[str, Any], used: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for param in function["params"]:
+        if param["name"] in used:
+            fields = used_fields(param, used)
+            values[param["name"]] = {"kind": "object", "fields": fields, "optional": False} if fields else param
+    schema = object_schema({name: value for name, value in values.items() if value["kind"] != "object"})
+    for name, value in values.items():
+        if value["kind"] == "object":
+            schema["properties"][name] = object_schema(value["fields"])
+            schema["required"].append(name)
+    order = list(values)  # the function's parameter order
+    schema["properties"] = dict(sorted(schema["properties"].items(), key=lambda item: order.index(item[0])))
+    schema["required"].sort(key=order.index)
+    return schema
 
 
 def draft(function: dict[str, Any], service: Path) -> Draft:
@@ -288,6 +309,16 @@ def declaration(function: dict[str, Any], body: list[str]) -> str:
     return f"export const {name} = {asynchronous}{function['typeParameters']}({params}): {ret} => {{\n{inner}}};\n"
 
 
+def argument(param: dict[str, Any], used: set[str]) -> str:
+    """One entry of the generated client's input: the parameter, or the fields of it the prompt uses (the
+    backend refuses fields its prompt does not declare, and an app's object may carry more than its type)."""
+    name = param["name"]
+    fields = used_fields(param, used)
+    if not fields:
+        return name
+    return f"{name}: {{ " + ", ".join(f"{part}: {name}.{part}" for part in fields) + " }"
+
+
 def unused(function: dict[str, Any], used: set[str]) -> list[str]:
     # `void x;` keeps tsconfigs with noUnusedParameters quiet: the signature must stay as it was.
     return [f"void {param['name']};" for param in function["params"] if param["name"] not in used]
@@ -318,7 +349,7 @@ def wrapper(function: dict[str, Any], prompt: Draft | None, gen: Any, helpers: s
         return declaration(function, body), None  # its draft lists what is missing
     client = gen.camel(prompt.prompt_id)
     used = set(call.get("used", []))
-    values = "{ " + ", ".join(param["name"] for param in function["params"] if param["name"] in used) + " }"
+    values = "{ " + ", ".join(argument(param, used) for param in function["params"] if param["name"] in used) + " }"
     values = "{}" if values == "{  }" else values
     result_type = function["resultText"]
     stream = call.get("stream")

@@ -288,9 +288,18 @@ const localConsts = (body) => {
   return locals;
 };
 
+/** `plan.subject` where `plan` is an object parameter with that field: { param: 'plan', path: 'plan.subject' }. */
+const fieldOf = (node, params) => {
+  if (!ts.isPropertyAccessExpression(node) || node.questionDotToken || !ts.isIdentifier(node.expression)) return undefined;
+  const param = params.find((item) => item.name === node.expression.text);
+  if (!param?.fields?.[node.name.text]) return undefined;
+  return { param: param.name, path: `${param.name}.${node.name.text}` };
+};
+
 /**
- * A prompt text as Handlebars pieces: literal text, `{{param}}` and `{{#if param}}...{{/if}}`; the parameters it
- * uses go in `used`. Anything else (a call, a member of an object, an image part) is a TODO, never guessed.
+ * A prompt text as Handlebars pieces: literal text, `{{param}}`, `{{param.field}}` (a field of an object parameter)
+ * and `{{#if param}}...{{/if}}`; the parameters it uses go in `used`, and each field as `param.field`. Anything
+ * else (a call, a method, an image part) is a TODO, never guessed.
  */
 const template = (node, params, locals, todo, used, where, seen = new Set()) => {
   const escape = (value) => value.replace(/\\/g, '\\\\').replace(/\{\{/g, '\\{{');
@@ -311,6 +320,11 @@ const template = (node, params, locals, todo, used, where, seen = new Set()) => 
       template(node.right, params, locals, todo, used, where, seen)
     );
   }
+  const field = fieldOf(node, params);
+  if (field) {
+    used.add(field.param).add(field.path);
+    return `{{${field.path}}}`;
+  }
   if (ts.isIdentifier(node)) {
     const param = params.find((item) => item.name === node.text);
     if (param) {
@@ -327,35 +341,67 @@ const template = (node, params, locals, todo, used, where, seen = new Set()) => 
       return template(local, params, locals, todo, used, where, seen);
     }
   }
-  if (ts.isConditionalExpression(node) && ts.isIdentifier(node.condition)) {
-    const param = params.find((item) => item.name === node.condition.text);
+  if (ts.isConditionalExpression(node)) {
+    // `level ? ... : ''` or `plan.level ? ... : ''`: a Handlebars #if on that value.
+    const param = ts.isIdentifier(node.condition) ? params.find((item) => item.name === node.condition.text) : undefined;
+    const field = fieldOf(node.condition, params);
     const otherwise = node.whenFalse;
     const empty = (ts.isStringLiteral(otherwise) || ts.isNoSubstitutionTemplateLiteral(otherwise)) && otherwise.text === '';
-    if (param && param.kind) {
-      used.add(param.name);
+    if ((param && param.kind) || field) {
+      const path = field ? field.path : param.name;
+      if (field) used.add(field.param).add(field.path);
+      else used.add(param.name);
       const then = template(node.whenTrue, params, locals, todo, used, where, seen);
       const other = empty ? '' : `{{else}}${template(otherwise, params, locals, todo, used, where, seen)}`;
-      return `{{#if ${param.name}}}${then}${other}{{/if}}`;
+      return `{{#if ${path}}}${then}${other}{{/if}}`;
     }
   }
   todo.push(`${where}: \`${text(node).slice(0, 100)}\` is computed (not a parameter or a literal text)`);
   return '';
 };
 
+/** A string, number or boolean type (undefined aside): its kind, and a string literal union's values. */
+const primitive = (type) => {
+  const plain = type.isUnion() ? type.types.filter((member) => !(member.getFlags() & ts.TypeFlags.Undefined)) : [type];
+  if (plain.every((member) => member.getFlags() & ts.TypeFlags.StringLiteral)) {
+    return { kind: 'string', enum: plain.map((member) => member.value) };
+  }
+  if (plain.every((member) => member.getFlags() & (ts.TypeFlags.String | ts.TypeFlags.StringLiteral))) return { kind: 'string' };
+  if (plain.every((member) => member.getFlags() & (ts.TypeFlags.Number | ts.TypeFlags.NumberLiteral))) return { kind: 'number' };
+  if (plain.every((member) => member.getFlags() & (ts.TypeFlags.Boolean | ts.TypeFlags.BooleanLiteral))) return { kind: 'boolean' };
+  return undefined;
+};
+
+/**
+ * The fields of an object parameter (an interface or type of strings, numbers and booleans, e.g. `plan: StudyPlan`)
+ * that a prompt may use as `plan.subject`; undefined for anything else (arrays, nested objects, functions).
+ */
+const objectFields = (type) => {
+  if (!(type.getFlags() & ts.TypeFlags.Object) || checker.isArrayType(type)) return undefined;
+  if (checker.getSignaturesOfType(type, ts.SignatureKind.Call).length > 0) return undefined;
+  const fields = {};
+  for (const symbol of checker.getPropertiesOfType(type)) {
+    const declaration = symbol.valueDeclaration ?? symbol.declarations?.[0];
+    const found = primitive(checker.getTypeOfSymbolAtLocation(symbol, declaration ?? source));
+    if (!found) return undefined;
+    fields[symbol.name] = { ...found, optional: Boolean(symbol.getFlags() & ts.SymbolFlags.Optional) };
+  }
+  return Object.keys(fields).length ? fields : undefined;
+};
+
 const paramInfo = (parameter) => {
   const type = checker.getTypeAtLocation(parameter);
   const optional = Boolean(parameter.questionToken || parameter.initializer);
-  const plain = type.isUnion() ? type.types.filter((member) => !(member.getFlags() & ts.TypeFlags.Undefined)) : [type];
-  let kind;
-  if (plain.every((member) => member.getFlags() & (ts.TypeFlags.String | ts.TypeFlags.StringLiteral))) kind = 'string';
-  else if (plain.every((member) => member.getFlags() & (ts.TypeFlags.Number | ts.TypeFlags.NumberLiteral))) kind = 'number';
-  else if (plain.every((member) => member.getFlags() & (ts.TypeFlags.Boolean | ts.TypeFlags.BooleanLiteral))) kind = 'boolean';
+  const found = primitive(type);
   const callable = checker.getSignaturesOfType(checker.getNonNullableType(type), ts.SignatureKind.Call).length > 0;
   return {
     name: ts.isIdentifier(parameter.name) ? parameter.name.text : text(parameter.name),
     type: checker.typeToString(type),
     optional,
-    kind,
+    kind: found?.kind,
+    enum: found?.enum,
+    // Only a required object parameter: an optional one would need the app's own handling of its absence.
+    fields: found || optional ? undefined : objectFields(type),
     callable,
   };
 };
