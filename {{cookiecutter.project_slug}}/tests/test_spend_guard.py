@@ -216,7 +216,9 @@ def test_redis_down_allow_passes_with_a_warning_then_counts_again(
     backend: Start, fake: FakeGemini, redis_server: RedisServer
 ) -> None:
     server = backend(
-        SPEND_TOKENS_PER_DAY="1000000", SPEND_GUARD_WHEN_STORE_DOWN="allow", SPEND_GUARD_TIMEOUT_SECONDS=str(STORE_TIMEOUT)
+        SPEND_TOKENS_PER_DAY="1000000",
+        SPEND_GUARD_WHEN_STORE_DOWN="allow",
+        SPEND_GUARD_TIMEOUT_SECONDS=str(STORE_TIMEOUT),
     )
     redis_server.stop()
     started = time.monotonic()
