@@ -1090,7 +1090,7 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
             "Rows 6 and 7: each stream is `POST` with `Accept: text/event-stream`, timed by bench/sse_load.py (C "
             "kept-alive connections) from the request sent to its first `delta` event and to its end; a stream "
             "counts when it ended with `result`. The fake Gemini sends its first piece the latency after a request "
-            "arrives and its other pieces at once (3 in all), one connection per stream: added = first delta - "
+            "arrives and its other pieces at once (3 in all), chunked, keeping the connection as Gemini does: added = first delta - "
             "latency, all the backend (row 6) or the whole stack (row 7) adds. ideal = C / latency; CPU per stream."
         )
     if limited:

@@ -164,7 +164,8 @@ def _mapped(model: str) -> Iterator[None]:
         raise _from_api_error(exc, model) from None
     except requests.Timeout as exc:
         raise timed_out(type(exc).__name__) from None
-    except requests.ConnectionError as exc:
+    # ChunkedEncodingError: the connection closed in the middle of a chunked body, as Gemini sends its streams.
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
         raise unreachable(type(exc).__name__) from None
     except (json.JSONDecodeError, requests.JSONDecodeError, json_format.ParseError):
         raise unusable_answer("not JSON") from None

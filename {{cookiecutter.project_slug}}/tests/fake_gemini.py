@@ -14,9 +14,10 @@ answers with three sub-tasks derived from the request when the schema sent asks 
 items (the seed prompt), else with a value that fits the schema sent, or with text when none was sent. A
 stream sends the same answer in `chunks` pieces `chunk_delay` seconds apart, each piece a full response, usage
 complete only in the last; as server-sent events with `?alt=sse` (google-genai) or as one JSON array
-(google-generativeai's REST transport). `FakeGemini.streams` records when each piece was sent and whether
-the client left early. A `slow` answer and the pauses between pieces end early once a test calls
-`FakeGemini.release()`: a test that holds calls open lets them go as soon as it has seen what it waits for,
+(google-generativeai's REST transport), in a chunked body on a connection kept alive, as Gemini does; with
+`cut_after` or a client that left, the connection is closed mid-body. `FakeGemini.streams` records when each
+piece was sent and whether the client left early. A `slow` answer and the pauses between pieces end early once
+a test calls `FakeGemini.release()`: a test that holds calls open lets them go as soon as it has seen what it waits for,
 instead of sleeping for a guessed time. Run it on its own with `python tests/fake_gemini.py --port 9000 --latency 0.2`
 (benchmarks, the Nginx stack tests); `POST /_fake/push` queues a fault and `GET /_fake/stats` counts requests
 there.
@@ -407,12 +408,15 @@ class _Handler(BaseHTTPRequestHandler):
             fake.streams.append(seen)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream" if sse else "application/json; charset=UTF-8")
-        self.send_header("Connection", "close")  # the body ends when the connection does
+        # As Gemini does: the body in chunks, on a connection kept for the caller's next request. Closing it after
+        # every stream made each stream open a new connection, which Gemini's callers do not, and put the
+        # benchmark's streams in lock-step (README, "Streamed answers").
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.close_connection = True
+        self.close_connection = True  # until the stream ends whole: a cut or abandoned stream closes it
         try:
             if not sse:
-                self.wfile.write(b"[")
+                self.wfile.write(_chunk(b"["))
             for index, piece in enumerate(pieces):
                 if index and not self._wait_unless_client_left(delay):
                     seen.client_left = True
@@ -438,14 +442,14 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     chunk = whole
                 data = json.dumps(chunk)
-                self.wfile.write(f"data: {data}\r\n\r\n".encode() if sse else (("," if index else "") + data).encode())
-                self.wfile.flush()
+                body = f"data: {data}\r\n\r\n" if sse else ("," if index else "") + data + ("]" if last else "")
+                # The last piece and the end of the body in one write, as one read for the caller.
+                self.wfile.write(_chunk(body.encode()) + (LAST_CHUNK if last else b""))
                 seen.sent_at.append(time.time())
                 seen.texts.append(piece)
                 if last:
+                    self.close_connection = False
                     break
-            if not sse:
-                self.wfile.write(b"]")
         except (BrokenPipeError, ConnectionResetError):
             seen.client_left = True
         finally:
@@ -492,6 +496,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the caller gave up waiting (its deadline passed): not an error here
+
+
+LAST_CHUNK = b"0\r\n\r\n"  # ends a chunked body
+
+
+def _chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked HTTP/1.1 body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _error(code: int, message: str) -> dict[str, Any]:
