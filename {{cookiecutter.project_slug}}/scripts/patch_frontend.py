@@ -157,7 +157,10 @@ def finish_reading(reader: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def value_schema(value: dict[str, Any]) -> dict[str, Any]:
-    """One parameter's (or one field's) schema: strings bounded, a string literal union as an enum."""
+    """One parameter's (or one field's) schema: strings bounded, a string literal union as an enum, an object
+    parameter as the object of the fields the prompt uses."""
+    if value.get("fields"):
+        return object_schema(value["fields"])
     if value.get("enum"):
         return {"type": "string", "enum": value["enum"]}
     if value["kind"] != "string":
@@ -180,20 +183,8 @@ def used_fields(param: dict[str, Any], used: Collection[str]) -> dict[str, dict[
 
 
 def input_schema(function: dict[str, Any], used: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for param in function["params"]:
-        if param["name"] in used:
-            fields = used_fields(param, used)
-            values[param["name"]] = {"kind": "object", "fields": fields, "optional": False} if fields else param
-    schema = object_schema({name: value for name, value in values.items() if value["kind"] != "object"})
-    for name, value in values.items():
-        if value["kind"] == "object":
-            schema["properties"][name] = object_schema(value["fields"])
-            schema["required"].append(name)
-    order = list(values)  # the function's parameter order
-    schema["properties"] = dict(sorted(schema["properties"].items(), key=lambda item: order.index(item[0])))
-    schema["required"].sort(key=order.index)
-    return schema
+    values = {param["name"]: {**param, "fields": used_fields(param, used)} for param in function["params"]}
+    return object_schema({name: value for name, value in values.items() if name in used})
 
 
 def draft(function: dict[str, Any], service: Path) -> Draft:

@@ -344,16 +344,14 @@ const template = (node, params, locals, todo, used, where, seen = new Set()) => 
   if (ts.isConditionalExpression(node)) {
     // `level ? ... : ''` or `plan.level ? ... : ''`: a Handlebars #if on that value.
     const param = ts.isIdentifier(node.condition) ? params.find((item) => item.name === node.condition.text) : undefined;
-    const field = fieldOf(node.condition, params);
+    const target = fieldOf(node.condition, params) ?? (param?.kind ? { param: param.name, path: param.name } : undefined);
     const otherwise = node.whenFalse;
     const empty = (ts.isStringLiteral(otherwise) || ts.isNoSubstitutionTemplateLiteral(otherwise)) && otherwise.text === '';
-    if ((param && param.kind) || field) {
-      const path = field ? field.path : param.name;
-      if (field) used.add(field.param).add(field.path);
-      else used.add(param.name);
+    if (target) {
+      used.add(target.param).add(target.path);
       const then = template(node.whenTrue, params, locals, todo, used, where, seen);
       const other = empty ? '' : `{{else}}${template(otherwise, params, locals, todo, used, where, seen)}`;
-      return `{{#if ${path}}}${then}${other}{{/if}}`;
+      return `{{#if ${target.path}}}${then}${other}{{/if}}`;
     }
   }
   todo.push(`${where}: \`${text(node).slice(0, 100)}\` is computed (not a parameter or a literal text)`);
